@@ -1,0 +1,61 @@
+# Every target bootstraps what it needs: a fresh clone with Python 3.11, make and npm is enough.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OPSFLOW := $(VENV)/bin/opsflow
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: demo test check lint bench build validate sam clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+## make demo: every scenario end to end on the embedded emulation, with a readable report.
+demo: $(STAMP)
+	@echo "== health-abuse: a DoS abuse report arrives through EventBridge =="
+	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json
+	@echo
+	@echo "== health-abuse: the same report while EC2 throttles StopInstances twice =="
+	$(OPSFLOW) run health-abuse --event events/health-abuse/dos-report-bare-ids.json --fault ec2:StopInstances=RequestLimitExceeded*2
+	@echo
+	@echo "== health-abuse: dry run of a report that also names a protected instance =="
+	$(OPSFLOW) trigger events/health-abuse/dos-report-unknown.json --dry-run
+
+## make test: build drift, validators, SAM checks, and the test suite.
+test: $(STAMP) $(NODE_STAMP)
+	$(OPSFLOW) build --check
+	$(OPSFLOW) validate
+	$(MAKE) --no-print-directory sam
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+sam: $(STAMP)
+	$(VENV)/bin/sam validate --lint --region us-east-1
+	$(VENV)/bin/sam build --build-dir .aws-sam/build --region us-east-1 > .aws-sam-build.log 2>&1 || (cat .aws-sam-build.log; exit 1)
+	@echo "sam build: ok"
+
+## make check: what CI runs, plus formatting of the whole tree.
+check: test
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+build: $(STAMP)
+	$(OPSFLOW) build
+
+validate: $(STAMP) $(NODE_STAMP)
+	$(OPSFLOW) validate
+
+clean:
+	rm -rf $(VENV) node_modules .aws-sam .aws-sam-build.log .opsflow .pytest_cache

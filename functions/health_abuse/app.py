@@ -1,0 +1,169 @@
+"""Lambda handlers of the health-abuse runbook: unpack the event, call the logic, return JSON.
+
+One handler per state-machine task, each deployed as its own function with its own role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from health_abuse import plan as planning
+from health_abuse import quarantine
+from runbook_kit import aws
+from runbook_kit.errors import InvalidEvent
+from runbook_kit.notices import notice
+
+logger = Logger(service="opsflow-health-abuse")
+
+
+def _ec2(region: str) -> Any:
+    return aws.client("ec2", region)
+
+
+def _require(payload: Any, *keys: str) -> None:
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"the payload must be a JSON object, got {type(payload).__name__}")
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise InvalidEvent(f"the payload lacks {', '.join(missing)}")
+
+
+@logger.inject_lambda_context
+def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"event": <EventBridge event>, "settings": {...}, "execution": arn}`` → first plan."""
+    _require(payload, "event", "settings")
+    result = planning.parse(payload["event"], payload["settings"], payload.get("execution", ""))
+    logger.info(
+        "parsed", extra={"reported": result["reported"], "ignored": result.get("ignoredBecause")}
+    )
+    return result
+
+
+@logger.inject_lambda_context
+def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"plan": ...}`` → the plan with targets, skipped instances, guards and notices."""
+    _require(payload, "plan")
+    plan = payload["plan"]
+    regions = plan["settings"]["regions"]
+    searched = {
+        item["instanceId"]: [item["region"]] if item.get("region") else list(regions)
+        for item in plan["reported"]
+    }
+    found = quarantine.find_instances(_ec2, searched)
+    result = planning.classify(plan, found, searched)
+    logger.info("classified", extra={"targets": result["targets"], "skipped": result["skipped"]})
+    return result
+
+
+def _item(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    _require(payload, "instance", "settings")
+    return payload["instance"], payload["settings"]
+
+
+@logger.inject_lambda_context
+def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    target, config = _item(payload)
+    return quarantine.isolate(
+        _ec2,
+        target,
+        config["isolationGroupName"],
+        payload.get("execution", "opsflow"),
+        bool(payload.get("dryRun", True)),
+    )
+
+
+@logger.inject_lambda_context
+def snapshot_volumes(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    target, _ = _item(payload)
+    return quarantine.snapshot(
+        _ec2, target, payload.get("execution", "opsflow"), bool(payload.get("dryRun", True))
+    )
+
+
+@logger.inject_lambda_context
+def stop_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    target, _ = _item(payload)
+    return quarantine.stop(_ec2, target, bool(payload.get("dryRun", True)))
+
+
+def _state_line(item: dict[str, Any]) -> str:
+    groups = ",".join(item.get("groups", [])) or "none"
+    flag = (
+        "quarantined"
+        if item.get("quarantined")
+        else ("isolated" if item.get("isolated") else "not isolated")
+    )
+    return f"{item['instanceId']} ({item['region']}): {item['state']}, {flag}, groups {groups}"
+
+
+@logger.inject_lambda_context
+def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
+    _require(payload, "plan", "attempt")
+    plan = payload["plan"]
+    states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
+    converged = all(item["quarantined"] for item in states)
+    done = sum(1 for item in states if item["quarantined"])
+    summary = f"{done} of {len(states)} instance(s) stopped and isolated"
+    code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
+    lines = "\n".join(f"  - {_state_line(item)}" for item in states)
+    return {
+        "attempt": int(payload["attempt"]) + 1,
+        "maxPolls": plan["settings"]["maxPolls"],
+        "converged": converged,
+        "instances": states,
+        "summary": summary,
+        "notice": notice(
+            f"opsflow: abuse report {code}: {done} instance(s) quarantined and verified",
+            f"AWS abuse {code}: quarantine verified for {done}: "
+            + ", ".join(item["instanceId"] for item in states[:3]),
+            f"Quarantine verified: {summary}.\n\n{lines}\n\n"
+            "Each instance's before-state is recorded in its tags "
+            f"({planning.BEFORE_STATE}, {planning.BEFORE_GROUPS} on each interface). Investigate, "
+            "then terminate, or restore by hand.",
+        ),
+    }
+
+
+@logger.inject_lambda_context
+def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    target, _ = _item(payload)
+    return quarantine.restore(_ec2, target)
+
+
+@logger.inject_lambda_context
+def summarise_rollback(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"plan", "error", "mode"}`` → the cause and notice, from the account's real state."""
+    _require(payload, "plan", "mode")
+    plan = payload["plan"]
+    error = payload.get("error") or {}
+    states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
+    failure = f"{error.get('Error', 'unknown error')}: {str(error.get('Cause', '')).strip()[:400]}"
+    finals = "; ".join(_state_line(item) for item in states)
+    code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
+    if plan.get("dryRun"):
+        cause = f"Dry run failed ({failure}). Nothing was changed. Final state: {finals}"
+        headline = "DRY RUN FAILED"
+    elif payload["mode"] == "hold":
+        cause = (
+            f"Quarantine failed ({failure}). Rollback mode is 'hold': instances were left as "
+            f"they are for a person to finish. Final state: {finals}"
+        )
+        headline = "FAILED, instances held"
+    else:
+        cause = (
+            f"Quarantine failed ({failure}). Every touched instance was returned to its "
+            f"recorded before-state. Final state: {finals}"
+        )
+        headline = "FAILED, rolled back"
+    return {
+        "cause": cause,
+        "instances": states,
+        "notice": notice(
+            f"opsflow: abuse report {code}: {headline}",
+            f"AWS abuse {code}: {headline}. Act by hand: "
+            + ", ".join(item["instanceId"] for item in states[:3]),
+            cause.replace("; ", "\n  - ").replace("Final state: ", "\n\nFinal state:\n  - "),
+        ),
+    }

@@ -1,0 +1,38 @@
+"""AWS clients for Lambda code: one place that creates them, so tests and the local engine can
+inject their own and every client gets the same retry settings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+ClientFactory = Callable[[str, str], Any]
+"""``factory(service, region) -> boto3 client``."""
+
+# Step Functions retries throttling with backoff at the state level, so the SDK retries little.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
+)
+_lock = threading.Lock()
+_cache: dict[tuple[str, str], Any] = {}
+
+
+def client(service: str, region: str) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (thread-safe)."""
+    key = (service, region)
+    with _lock:
+        if key not in _cache:
+            _cache[key] = boto3.session.Session().client(
+                service, region_name=region, config=_CONFIG
+            )
+        return _cache[key]
+
+
+def reset_clients() -> None:
+    """Forget cached clients (the local engine calls this when it builds a new world)."""
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,5 @@
+import sys
+
+from opsflow.cli import main
+
+sys.exit(main())

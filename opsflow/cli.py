@@ -1,0 +1,336 @@
+"""``opsflow``: build, validate and run the runbooks on the embedded AWS emulation.
+
+Exit codes: 0 when every execution succeeded, 1 when any did not (or a check failed), 2 for
+usage and input errors (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from opsflow.template import ROOT
+
+RUNS = ROOT / ".opsflow" / "runs"
+
+
+class UsageError(Exception):
+    """Bad usage or input: one line on stderr, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _scenario(name: str) -> str:
+    from workflows.catalog import SCENARIOS
+
+    if name not in SCENARIOS:
+        raise UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    return name
+
+
+def _read_event(path: str) -> Any:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"no such event file: {path}")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise UsageError(f"{path} is not valid JSON: {error}") from None
+
+
+def _faults(specs: list[str]) -> list[Any]:
+    from opsflow.engine.boundary import FaultSpecError, parse_fault
+
+    try:
+        return [parse_fault(spec) for spec in specs]
+    except FaultSpecError as error:
+        raise UsageError(str(error)) from None
+
+
+def _params(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad --param {pair!r}: expected Name=Value")
+        result[key] = value
+    return result
+
+
+def _with_dry_run(event: Any, dry_run: bool) -> Any:
+    if dry_run and isinstance(event, dict):
+        event = dict(event)
+        overrides = dict(event.get("opsflow") or {})
+        overrides["dryRun"] = True
+        event["opsflow"] = overrides
+    return event
+
+
+def _engine(args: argparse.Namespace, scenarios: list[str] | None = None) -> Any:
+    from opsflow.engine.runner import EngineError, LocalEngine
+
+    engine = LocalEngine(
+        faults=_faults(args.fault), parameters=_params(args.param), scenarios=scenarios
+    )
+    try:
+        engine.parameters()
+    except EngineError as error:
+        raise UsageError(str(error)) from None
+    return engine
+
+
+def _save(execution: Any, parameters: dict[str, str]) -> str:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    run_id = execution.name
+    record = {
+        "run_id": run_id,
+        "scenario": execution.scenario,
+        "input": execution.input,
+        "faults": execution.faults,
+        "parameters": parameters,
+        "saved": datetime.now(UTC).isoformat(),
+        "report": execution.to_report(),
+    }
+    (RUNS / f"{run_id}.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return run_id
+
+
+def _execute(
+    args: argparse.Namespace, engine: Any, plan: list[tuple[str, Any]], matched: Any
+) -> int:
+    from opsflow import report
+
+    executions = []
+    human = not args.json
+    if args.kill_switch:
+        engine.set_kill_switch("on")
+    for scenario, event in plan:
+        trace = report.Trace() if human else None
+        if human:
+            print(f"\n▶ {scenario}  (local, {'faults: ' + ', '.join(args.fault) if args.fault else 'no faults'})")
+        execution = engine.run(scenario, event, on_event=trace)
+        run_id = _save(execution, _params(args.param))
+        if human:
+            report.print_summary(execution, colour=sys.stdout.isatty())
+            print(f"  run id: {run_id}  (opsflow rerun {run_id})")
+        executions.append(execution)
+    if args.json:
+        print(json.dumps(report.json_report(executions, matched), indent=2, default=str))
+    return 0 if all(e.status == "SUCCEEDED" for e in executions) else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from workflows.catalog import SCENARIOS
+
+    for s in SCENARIOS.values():
+        print(f"{s.id:<20} {s.title}")
+        print(f"{'':<20} trigger: {s.trigger}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from opsflow import build
+
+    results = build.compile_all()
+    if args.check:
+        drifted = [b for b in results if b.drifted]
+        for b in drifted:
+            print(f"drift: {b.path.relative_to(ROOT)} differs from workflows/ (run opsflow build)", file=sys.stderr)
+        if not drifted:
+            print(f"{len(results)} state machine(s) match workflows/")
+        return 1 if drifted else 0
+    build.write(results)
+    for b in results:
+        print(f"{'wrote' if b.drifted else 'unchanged'} {b.path.relative_to(ROOT)}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from opsflow import validate
+
+    checks = validate.run_all()
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        print(f"{mark} {check.name}" + (f": {check.detail}" if check.detail and not check.ok else ""))
+    failed = sum(1 for c in checks if not c.ok)
+    print(f"{len(checks) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from opsflow.engine import observe, worlds
+
+    scenarios = [_scenario(args.scenario)] if args.scenario else list(worlds.BUILDERS)
+    args.fault, args.param = [], []
+    with _engine(args, scenarios) as engine:
+        regions = sorted({r for s in scenarios for r in engine.regions(s)})
+        resources = [
+            {k: r[k] for k in ("type", "id", "region", "state", "tags")}
+            for r in observe.resources(regions)
+        ]
+    if args.json:
+        print(json.dumps({"resources": resources}, indent=2))
+        return 0
+    for r in resources:
+        tags = ", ".join(f"{k}={v}" for k, v in r["tags"].items())
+        print(f"{r['type']:<18} {r['id']:<22} {r['region']:<10} {r['state']:<18} {tags}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from workflows.catalog import SCENARIOS
+
+    scenario = _scenario(args.scenario)
+    event = _read_event(args.event or str(ROOT / SCENARIOS[scenario].sample_event))
+    event = _with_dry_run(event, args.dry_run)
+    with _engine(args, [scenario]) as engine:
+        return _execute(args, engine, [(scenario, event)], None)
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    event = _with_dry_run(_read_event(args.event_file), args.dry_run)
+    if not isinstance(event, dict):
+        raise UsageError(f"{args.event_file} must hold one EventBridge event (a JSON object)")
+    with _engine(args) as engine:
+        rules = engine.match(event)
+        matched = [{"rule": r.name, "scenario": r.scenario} for r in rules]
+        if not args.json:
+            if not rules:
+                print("No rule in template.yaml matches this event: nothing started.")
+            for r in rules:
+                print(f"rule {r.name} matched → {r.scenario}")
+        return _execute(args, engine, [(r.scenario, event) for r in rules], matched)
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from opsflow import template as cfn
+    from opsflow.engine.runner import function_name
+
+    functions = cfn.resources_of_type(cfn.cached(), "AWS::Serverless::Function")
+    if args.function not in functions:
+        raise UsageError(f"unknown function {args.function!r}; known: {', '.join(functions)}")
+    payload = _read_event(args.event)
+    with _engine(args) as engine:
+        handler = engine.boundary.lambdas[function_name(args.function)]
+        try:
+            result = handler(payload)
+        except Exception as error:  # report exactly what Lambda would
+            print(json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}, indent=2))
+            return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    if args.aws:
+        return rerun_aws(args.aws, args.redrive, args.region)
+    if args.redrive:
+        raise UsageError("--redrive needs --aws EXECUTION_ARN")
+    if not args.run_id:
+        raise UsageError("give a RUN_ID (see .opsflow/runs/) or --aws EXECUTION_ARN")
+    path = RUNS / f"{args.run_id}.json"
+    if not path.is_file():
+        raise UsageError(f"no saved run {args.run_id!r} in {RUNS.relative_to(ROOT)}")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    args.fault = args.fault or record.get("faults", [])
+    args.param = args.param or [f"{k}={v}" for k, v in record.get("parameters", {}).items()]
+    event = _with_dry_run(record["input"], args.dry_run)
+    with _engine(args, [record["scenario"]]) as engine:
+        return _execute(args, engine, [(record["scenario"], event)], None)
+
+
+def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any = None) -> int:
+    """Start a new execution with the same input in a real account (or redrive a failed one)."""
+    parts = execution_arn.split(":")
+    if len(parts) < 8 or parts[2] != "states" or parts[5] != "execution":
+        raise UsageError(f"not a Step Functions execution ARN: {execution_arn}")
+    if client is None:
+        import boto3
+
+        client = boto3.client("stepfunctions", region_name=region or parts[3])
+    if redrive:
+        result = client.redrive_execution(executionArn=execution_arn)
+        print(f"redrove {execution_arn} at {result['redriveDate']}")
+        return 0
+    description = client.describe_execution(executionArn=execution_arn)
+    event = json.loads(description.get("input") or "{}")
+    if isinstance(event, dict):
+        overrides = dict(event.get("opsflow") or {})
+        overrides["ignoreDuplicate"] = True
+        event["opsflow"] = overrides
+    name = f"rerun-{parts[7][:50]}-{uuid.uuid4().hex[:8]}"
+    started = client.start_execution(
+        stateMachineArn=description["stateMachineArn"], name=name, input=json.dumps(event)
+    )
+    print(f"started {started['executionArn']}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="opsflow", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def runnable(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print the JSON report")
+        p.add_argument("--dry-run", action="store_true", help="check every change, make none")
+        p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                       help="inject SERVICE:Operation=ErrorCode[*N] (N failures, then success)")
+        p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a template.yaml parameter for this local run")
+        p.add_argument("--kill-switch", action="store_true", help="run with the kill switch on")
+
+    p = sub.add_parser("list", help="list the scenarios")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("build", help="compile workflows/ to statemachines/")
+    p.add_argument("--check", action="store_true", help="fail if statemachines/ is out of date")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser("validate", help="validate the compiled ASL and template.yaml")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("world", help="show the emulated account a scenario runs against")
+    p.add_argument("scenario", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_world)
+    p = sub.add_parser("run", help="run a scenario's state machine locally")
+    p.add_argument("scenario")
+    p.add_argument("--event", metavar="FILE", help="event file (default: the scenario's sample)")
+    runnable(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("trigger", help="route an EventBridge event through template.yaml's rules")
+    p.add_argument("event_file")
+    runnable(p)
+    p.set_defaults(func=cmd_trigger)
+    p = sub.add_parser("invoke", help="run one function in-process with a payload")
+    p.add_argument("function", help="logical ID in template.yaml, e.g. ParseHealthEventFunction")
+    p.add_argument("--event", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_invoke, fault=[], param=[])
+    p = sub.add_parser("rerun", help="rerun a saved local run, or an execution in AWS")
+    p.add_argument("run_id", nargs="?")
+    p.add_argument("--aws", metavar="EXECUTION_ARN", help="start a new execution with its input")
+    p.add_argument("--redrive", action="store_true", help="with --aws: redrive the failed execution")
+    p.add_argument("--region", help="with --aws: region (default: the ARN's)")
+    runnable(p)
+    p.set_defaults(func=cmd_rerun)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return int(args.func(args))
+    except UsageError as error:
+        print(f"opsflow: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

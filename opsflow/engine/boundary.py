@@ -1,0 +1,248 @@
+"""The emulated AWS API boundary: every botocore call of the process passes through here.
+
+State-machine tasks (moto's interpreter calls AWS through boto3) and Lambda code alike, so one
+mechanism gives: in-process Lambda invocation, fault injection, fakes for APIs moto lacks, the
+world's time-dependent behaviour, and a record of the notifications sent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.client
+import botocore.session
+from botocore.response import StreamingBody
+
+from opsflow.engine.errors import AwsError
+
+FAULT_RE = re.compile(
+    r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9]+)=(?P<code>[A-Za-z][A-Za-z0-9.]*)"
+    r"(?:\*(?P<count>[1-9][0-9]*))?$"
+)
+HANG = "Hang"
+"""A fault code that does not fail the call but stops the change from ever completing
+(e.g. ``ec2:StopInstances=Hang``: the instance stays ``stopping``)."""
+
+_STATUS = {
+    "RequestLimitExceeded": 503,
+    "Throttling": 400,
+    "ThrottlingException": 400,
+    "TooManyRequestsException": 429,
+    "ServiceUnavailable": 503,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "UnauthorizedOperation": 403,
+    "AccessDenied": 403,
+    "AccessDeniedException": 400,
+}
+
+
+class FaultSpecError(ValueError):
+    """A ``--fault`` specification that cannot be understood."""
+
+
+@dataclass
+class Fault:
+    service: str
+    operation: str
+    code: str
+    count: int | None
+    """Fail this many times, then succeed; ``None``: always."""
+    seen: int = 0
+
+    @property
+    def spec(self) -> str:
+        tail = f"*{self.count}" if self.count is not None else ""
+        return f"{self.service}:{self.operation}={self.code}{tail}"
+
+    def fires(self) -> bool:
+        self.seen += 1
+        return self.count is None or self.seen <= self.count
+
+
+def parse_fault(spec: str) -> Fault:
+    """``ec2:StopInstances=RequestLimitExceeded*2`` → a :class:`Fault` (checked against botocore)."""
+    match = FAULT_RE.match(spec.strip())
+    if not match:
+        raise FaultSpecError(
+            f"bad fault {spec!r}: expected SERVICE:Operation=ErrorCode[*N], "
+            "e.g. ec2:StopInstances=RequestLimitExceeded*2"
+        )
+    service, operation = match.group("service"), match.group("operation")
+    session = botocore.session.get_session()
+    if service not in session.get_available_services():
+        raise FaultSpecError(f"bad fault {spec!r}: unknown service {service!r}")
+    model = session.get_service_model(service)
+    if operation not in model.operation_names:
+        raise FaultSpecError(f"bad fault {spec!r}: {service} has no operation {operation!r}")
+    count = match.group("count")
+    return Fault(service, operation, match.group("code"), int(count) if count else None)
+
+
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class Notification:
+    target: str
+    subject: str
+    message: str
+    sms: str
+
+
+@dataclass
+class Boundary:
+    """What the patched ``_make_api_call`` consults. One per local engine."""
+
+    faults: list[Fault] = field(default_factory=list)
+    lambdas: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    """Function name → callable(payload) returning the handler's result (raises on error)."""
+    fakes: dict[str, Any] = field(default_factory=dict)
+    """botocore service name → fake with ``handle(operation, params, region)``."""
+    before_call: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+    hangs: set[tuple[str, str]] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fault_for(self, service: str, operation: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.service == service and fault.operation == operation and fault.fires():
+                    return fault
+        return None
+
+
+_active: Boundary | None = None
+_local = threading.local()
+
+
+class bypass:
+    """Calls made by this thread inside ``with bypass():`` skip faults and hooks: the engine
+    observing the account must not trip the faults meant for the runbook."""
+
+    def __enter__(self) -> None:
+        _local.bypass = True
+
+    def __exit__(self, *exc: Any) -> None:
+        _local.bypass = False
+_original = botocore.client.BaseClient._make_api_call
+_patch_lock = threading.Lock()
+
+
+class _Http:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+
+
+def _error(code: str, message: str, status: int) -> tuple[_Http, dict[str, Any]]:
+    return _Http(status), {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "opsflow-local"},
+    }
+
+
+def _lambda_response(boundary: Boundary, params: dict[str, Any]) -> dict[str, Any]:
+    name = str(params.get("FunctionName", ""))
+    short = name.split(":function:")[-1].split(":")[0]
+    if short not in boundary.lambdas:
+        raise AwsError("ResourceNotFoundException", f"Function not found: {name}", 404)
+    raw = params.get("Payload") or b"{}"
+    if hasattr(raw, "read"):
+        raw = raw.read()
+    payload = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    headers: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    try:
+        result = boundary.lambdas[short](payload)
+        body = json.dumps(result).encode()
+    except Exception as exc:  # the Lambda runtime reports any exception the same way
+        body = json.dumps(
+            {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__)[-3:],
+            }
+        ).encode()
+        headers["FunctionError"] = "Unhandled"
+    headers["Payload"] = StreamingBody(io.BytesIO(body), len(body))
+    headers["ResponseMetadata"] = {"HTTPStatusCode": 200, "RequestId": "opsflow-local"}
+    return headers
+
+
+def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
+    target = params.get("TopicArn") or params.get("TargetArn") or params.get("PhoneNumber") or ""
+    message = str(params.get("Message", ""))
+    sms = message
+    if params.get("MessageStructure") == "json":
+        try:
+            structure = json.loads(message)
+            message = structure.get("email") or structure.get("default", "")
+            sms = structure.get("sms") or structure.get("default", "")
+        except ValueError:
+            pass
+    with boundary.lock:
+        boundary.notifications.append(
+            Notification(target=target, subject=str(params.get("Subject", "")), message=message, sms=sms)
+        )
+
+
+def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+    boundary = _active
+    if boundary is None or getattr(_local, "bypass", False):
+        return _original(self, operation_name, api_params)
+    service = self.meta.service_model.service_name
+    region = self.meta.region_name
+    with boundary.lock:
+        boundary.calls.append((service, operation_name, region))
+    for hook in boundary.before_call:
+        hook(service, operation_name, api_params)
+    fault = boundary.fault_for(service, operation_name)
+    error: tuple[_Http, dict[str, Any]] | None = None
+    if fault is not None and fault.code == HANG:
+        with boundary.lock:
+            boundary.hangs.add((service, operation_name))
+    elif fault is not None:
+        error = _error(
+            fault.code, f"Injected fault ({fault.spec})", _STATUS.get(fault.code, 400)
+        )
+    if error is None and service == "lambda" and operation_name == "Invoke":
+        try:
+            return _lambda_response(boundary, api_params)
+        except AwsError as exc:
+            error = _error(exc.code, exc.message, exc.status)
+    if error is None and service in boundary.fakes:
+        try:
+            return boundary.fakes[service].handle(operation_name, api_params, region)
+        except AwsError as exc:
+            error = _error(exc.code, exc.message, exc.status)
+    if error is not None:
+        http, parsed = error
+        error_class = self.exceptions.from_code(parsed["Error"]["Code"])
+        raise error_class(parsed, operation_name)
+    result = _original(self, operation_name, api_params)
+    if service == "sns" and operation_name == "Publish":
+        _record_publish(boundary, api_params)
+    return result
+
+
+def activate(boundary: Boundary) -> None:
+    """Route every botocore call of the process through ``boundary``."""
+    global _active
+    with _patch_lock:
+        _active = boundary
+        botocore.client.BaseClient._make_api_call = _make_api_call
+
+
+def deactivate() -> None:
+    global _active
+    with _patch_lock:
+        _active = None
+        botocore.client.BaseClient._make_api_call = _original

@@ -1,0 +1,114 @@
+"""Looking at the emulated account: the resource listing of ``opsflow world`` and the
+before/after diff that becomes a report's ``effects`` (never the runbook's own claim)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runbook_kit.aws import client as _client
+
+Key = tuple[str, str, str]  # (resource id, region, field)
+
+
+def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in items or []}
+
+
+def resources(regions: list[str]) -> list[dict[str, Any]]:
+    """Every EC2 instance, security group, volume and snapshot in ``regions``."""
+    found: list[dict[str, Any]] = []
+    for region in regions:
+        ec2 = _client("ec2", region)
+        for reservation in ec2.describe_instances()["Reservations"]:
+            for i in reservation["Instances"]:
+                groups = sorted(
+                    {g["GroupId"] for eni in i.get("NetworkInterfaces", []) for g in eni["Groups"]}
+                )
+                found.append(
+                    {
+                        "type": "ec2:instance",
+                        "id": i["InstanceId"],
+                        "region": region,
+                        "state": i["State"]["Name"],
+                        "tags": _tags(i.get("Tags")),
+                        "groups": groups,
+                        "interfaces": {
+                            eni["NetworkInterfaceId"]: sorted(g["GroupId"] for g in eni["Groups"])
+                            for eni in i.get("NetworkInterfaces", [])
+                        },
+                    }
+                )
+        for g in ec2.describe_security_groups()["SecurityGroups"]:
+            if g["GroupName"] == "default":
+                continue
+            found.append(
+                {
+                    "type": "ec2:security-group",
+                    "id": g["GroupId"],
+                    "region": region,
+                    "state": f"{len(g.get('IpPermissions', []))} in / "
+                    f"{len(g.get('IpPermissionsEgress', []))} out rules",
+                    "tags": {"GroupName": g["GroupName"], **_tags(g.get("Tags"))},
+                }
+            )
+        for v in ec2.describe_volumes()["Volumes"]:
+            found.append(
+                {
+                    "type": "ec2:volume",
+                    "id": v["VolumeId"],
+                    "region": region,
+                    "state": v["State"],
+                    "tags": _tags(v.get("Tags")),
+                }
+            )
+        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+            found.append(
+                {
+                    "type": "ec2:snapshot",
+                    "id": s["SnapshotId"],
+                    "region": region,
+                    "state": s["State"],
+                    "tags": _tags(s.get("Tags")),
+                }
+            )
+    return found
+
+
+def snapshot(regions: list[str], tables: list[str], parameters: list[str]) -> dict[Key, Any]:
+    """A flat view of everything a runbook might change."""
+    view: dict[Key, Any] = {}
+    for r in resources(regions):
+        rid, region = r["id"], r["region"]
+        view[(rid, region, "exists")] = True
+        view[(rid, region, "state")] = r["state"]
+        for key, value in r["tags"].items():
+            view[(rid, region, f"tag:{key}")] = value
+        for eni, groups in r.get("interfaces", {}).items():
+            view[(rid, region, f"groups:{eni}")] = ",".join(groups)
+    ddb = _client("dynamodb", "us-east-1")
+    for table in tables:
+        for item in ddb.scan(TableName=table).get("Items", []):
+            view[(f"{table}/{item['pk']['S']}", "us-east-1", "item")] = "present"
+    ssm = _client("ssm", "us-east-1")
+    for name in parameters:
+        try:
+            value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+        except ssm.exceptions.ParameterNotFound:
+            value = None
+        view[(name, "us-east-1", "value")] = value
+    return view
+
+
+def diff(before: dict[Key, Any], after: dict[Key, Any]) -> list[dict[str, Any]]:
+    effects = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            rid, region, fld = key
+            if fld == "exists":
+                old = "absent" if old is None else "present"
+                new = "absent" if new is None else "present"
+            effects.append(
+                {"resource": rid, "region": region, "field": fld, "before": old, "after": new}
+            )
+    return effects

@@ -1,0 +1,424 @@
+"""The local engine: the emulated account, the deployed template, and runs of the compiled ASL.
+
+``LocalEngine`` is a context manager. On entry it starts moto, applies the interpreter cures
+and virtual time, builds each scenario's deterministic world, and "deploys" ``template.yaml``:
+the SNS topic, DynamoDB table and SSM parameter it declares, every function (resolved to its
+handler, run in-process), every state machine (the committed ``statemachines/*.asl.json`` with
+its DefinitionSubstitutions) and every EventBridge rule pattern.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsflow import template as cfn
+from opsflow.engine import boundary as api
+from opsflow.engine import cures, dynamics, observe, worlds
+from workflows.catalog import SCENARIOS
+
+ROOT = cfn.ROOT
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+SEED = 20191202
+LOCAL_PARAMETERS = {
+    "DryRun": "false",
+    "AlertEmail": "oncall@example.com",
+    "AlertPhoneNumber": "+15555550100",
+    "InstanceRegions": "us-east-1,eu-west-1",
+}
+"""Local runs act for real on the disposable emulated account (``--dry-run`` turns it back on),
+and subscribe both notification channels so every notice shows."""
+
+REAL_SECONDS_LIMIT = 120.0
+MOCK_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+class EngineError(RuntimeError):
+    """The local engine could not do what it was asked (a bug or a broken template)."""
+
+
+@dataclass
+class Rule:
+    name: str
+    scenario: str
+    pattern: dict[str, Any]
+    state_machine_arn: str
+
+
+@dataclass
+class Execution:
+    scenario: str
+    execution_arn: str
+    name: str
+    input: dict[str, Any]
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    history: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+    effects: list[dict[str, Any]]
+    started: str
+    virtual_seconds: float
+    faults: list[str] = field(default_factory=list)
+
+    @property
+    def states(self) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.history
+            if "stateEnteredEventDetails" in e
+        ]
+
+    @property
+    def transitions(self) -> int:
+        """State transitions, the Standard-workflow cost driver (one per state entered)."""
+        return len(self.states)
+
+    @property
+    def outcome(self) -> str | None:
+        if self.status == "SUCCEEDED" and isinstance(self.output, dict):
+            return self.output.get("outcome")
+        return None
+
+    def retries(self) -> int:
+        return sum(1 for e in self.history if e["type"] in ("TaskFailed", "LambdaFunctionFailed"))
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "execution_arn": self.execution_arn,
+            "status": self.status,
+            "outcome": self.outcome,
+            "error": self.error,
+            "cause": self.cause,
+            "output": self.output,
+            "states": self.states,
+            "transitions": self.transitions,
+            "virtual_seconds": self.virtual_seconds,
+            "notifications": self.notifications,
+            "effects": self.effects,
+        }
+
+
+class _LambdaContext:
+    memory_limit_in_mb = 256
+
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def function_name(logical_id: str) -> str:
+    return f"opsflow-{logical_id}"
+
+
+def _import_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, attribute = handler.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        faults: list[api.Fault] | None = None,
+        parameters: dict[str, str] | None = None,
+        scenarios: list[str] | None = None,
+        stop_seconds: float = 40.0,
+    ) -> None:
+        self.faults = list(faults or [])
+        self.parameter_overrides = dict(parameters or {})
+        self.scenarios = scenarios or list(worlds.BUILDERS)
+        self.stop_seconds = stop_seconds
+        self.template = cfn.cached()
+        self.rules: list[Rule] = []
+        self.state_machines: dict[str, str] = {}
+        self.world: dict[str, Any] = {}
+        self._mock: Any = None
+        self._env: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalEngine:
+        from moto import mock_aws
+        from moto.moto_api._internal import mock_random
+
+        self.clock = cures.install()
+        self.clock.reset()
+        for key, value in {
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "POWERTOOLS_SERVICE_NAME": "opsflow",
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+        }.items():
+            self._env[key] = os.environ.get(key)
+            os.environ[key] = value
+        functions = str(ROOT / "functions")
+        if functions not in sys.path:
+            sys.path.insert(0, functions)
+        self._mock = mock_aws(config=MOCK_CONFIG)
+        self._mock.start()
+        mock_random.seed(SEED)
+        from runbook_kit import aws as lambda_aws
+
+        lambda_aws.reset_clients()
+        self.boundary = api.Boundary(faults=self.faults)
+        self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
+        for scenario in self.scenarios:
+            self.world[scenario] = worlds.BUILDERS[scenario]()
+        self._deploy()
+        api.activate(self.boundary)
+        dynamics.activate(self.dynamics)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._drain()
+        finally:
+            dynamics.deactivate()
+            api.deactivate()
+            if self._mock is not None:
+                self._mock.stop()
+            for key, value in self._env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _drain(self) -> None:
+        """Stop executions still running, so none outlives the mock."""
+        sfn = self.client("stepfunctions")
+        for arn in self.state_machines.values():
+            for item in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+                sfn.stop_execution(executionArn=item["executionArn"], error="opsflow.Shutdown")
+
+    def client(self, service: str, region: str = REGION) -> Any:
+        from runbook_kit import aws as lambda_aws
+
+        return lambda_aws.client(service, region)
+
+    # ------------------------------------------------------------------ deploy
+    def parameters(self) -> dict[str, Any]:
+        values = cfn.parameter_defaults(self.template)
+        for key, value in {**LOCAL_PARAMETERS, **self.parameter_overrides}.items():
+            if key not in values:
+                raise EngineError(f"template.yaml has no parameter {key!r}")
+            spec = self.template["Parameters"][key]
+            values[key] = value.split(",") if spec.get("Type") == "CommaDelimitedList" else value
+        return values
+
+    def _deploy(self) -> None:
+        resources = self.template["Resources"]
+        refs: dict[str, Any] = {}
+        atts: dict[tuple[str, str], Any] = {}
+        params = self.parameters()
+        resolver = cfn.Resolver(
+            params,
+            ref=lambda name: refs[name],
+            get_att=lambda logical, att: atts[(logical, att)],
+            pseudo={
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::Partition": "aws",
+                "AWS::StackName": "opsflow",
+            },
+        )
+        conditions = {
+            "HasAlertEmail": params.get("AlertEmail", "") != "",
+            "HasAlertPhone": params.get("AlertPhoneNumber", "") != "",
+        }
+        sns = self.client("sns")
+        self.tables: list[str] = []
+        self.ssm_parameters: list[str] = []
+        for logical, spec in resources.items():
+            kind, props = spec["Type"], spec.get("Properties", {})
+            if kind == "AWS::SNS::Topic":
+                arn = sns.create_topic(Name=f"opsflow-{logical}")["TopicArn"]
+                refs[logical] = arn
+                atts[(logical, "TopicName")] = f"opsflow-{logical}"
+            elif kind == "AWS::DynamoDB::Table":
+                name = f"opsflow-{logical}"
+                self.client("dynamodb").create_table(
+                    TableName=name,
+                    KeySchema=props["KeySchema"],
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    BillingMode="PAY_PER_REQUEST",
+                )
+                refs[logical] = name
+                atts[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+                self.tables.append(name)
+            elif kind == "AWS::SSM::Parameter":
+                name = resolver.resolve(props["Name"])
+                self.client("ssm").put_parameter(Name=name, Value=props["Value"], Type="String")
+                refs[logical] = name
+                self.ssm_parameters.append(name)
+            elif kind == "AWS::Serverless::Function":
+                name = function_name(logical)
+                handler = _import_handler(props["Handler"])
+
+                def invoke(payload: Any, handler: Any = handler, name: str = name) -> Any:
+                    return handler(payload, _LambdaContext(name))
+
+                self.boundary.lambdas[name] = invoke
+                refs[logical] = name
+                atts[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        for spec in resources.values():
+            props = spec.get("Properties", {})
+            if spec["Type"] == "AWS::SNS::Subscription":
+                condition = spec.get("Condition")
+                if condition and not conditions.get(condition, False):
+                    continue
+                sns.subscribe(
+                    TopicArn=resolver.resolve(props["TopicArn"]),
+                    Protocol=props["Protocol"],
+                    Endpoint=resolver.resolve(props["Endpoint"]),
+                )
+        sfn = self.client("stepfunctions")
+        by_machine = {s.state_machine: s.id for s in SCENARIOS.values()}
+        for logical, spec in resources.items():
+            if spec["Type"] != "AWS::Serverless::StateMachine":
+                continue
+            props = spec["Properties"]
+            scenario = by_machine.get(logical)
+            if scenario is None or scenario not in self.scenarios:
+                continue
+            text = (ROOT / props["DefinitionUri"]).read_text(encoding="utf-8")
+            substitutions = {
+                key: resolver.resolve(value)
+                for key, value in props.get("DefinitionSubstitutions", {}).items()
+            }
+            for key, value in substitutions.items():
+                text = text.replace("${" + key + "}", str(value))
+            arn = sfn.create_state_machine(
+                name=f"opsflow-{scenario}",
+                definition=text,
+                roleArn=f"arn:aws:iam::{ACCOUNT}:role/opsflow-{logical}",
+                type=props.get("Type", "STANDARD"),
+            )["stateMachineArn"]
+            self.state_machines[scenario] = arn
+            for rule_name, event in props.get("Events", {}).items():
+                if event["Type"] == "EventBridgeRule":
+                    pattern = resolver.resolve(event["Properties"]["Pattern"])
+                    self.rules.append(Rule(rule_name, scenario, pattern, arn))
+
+    # ------------------------------------------------------------------ runs
+    def regions(self, scenario: str) -> list[str]:
+        return worlds.REGIONS[scenario]
+
+    def observe(self) -> dict[observe.Key, Any]:
+        regions = sorted({r for s in self.scenarios for r in self.regions(s)})
+        with api.bypass():
+            return observe.snapshot(regions, self.tables, self.ssm_parameters)
+
+    def match(self, event: dict[str, Any]) -> list[Rule]:
+        from moto.events.models import EventPattern
+
+        return [
+            rule
+            for rule in self.rules
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event)
+        ]
+
+    def run(
+        self,
+        scenario: str,
+        event: dict[str, Any],
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        name: str | None = None,
+    ) -> Execution:
+        """Start the scenario's state machine with ``event`` and wait for its end."""
+        if scenario not in self.state_machines:
+            raise EngineError(f"scenario {scenario!r} is not deployed")
+        sfn = self.client("stepfunctions")
+        before = self.observe()
+        first_notification = len(self.boundary.notifications)
+        name = name or f"{scenario}-{uuid.uuid4().hex[:12]}"
+        self.clock.reset()
+        finished = threading.Event()
+        terminal = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+
+        def listen(item: dict[str, Any]) -> None:
+            if on_event is not None:
+                on_event(item)
+            if item["type"] in terminal:
+                finished.set()
+
+        cures.HISTORY_LISTENERS.append(listen)
+        try:
+            arn = sfn.start_execution(
+                stateMachineArn=self.state_machines[scenario], name=name, input=json.dumps(event)
+            )["executionArn"]
+            if not finished.wait(REAL_SECONDS_LIMIT):
+                sfn.stop_execution(executionArn=arn, error="opsflow.LocalTimeout")
+                raise EngineError(
+                    f"{name} still running after {REAL_SECONDS_LIMIT:.0f} s of real time"
+                )
+        finally:
+            cures.HISTORY_LISTENERS.remove(listen)
+        description = sfn.describe_execution(executionArn=arn)
+        deadline = time.monotonic() + 5
+        while description["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.002)
+            description = sfn.describe_execution(executionArn=arn)
+        history = self._history(arn, 0)
+        after = self.observe()
+        output = json.loads(description["output"]) if description.get("output") else None
+        times = [item["timestamp"] for item in history]
+        notifications = [
+            {"target": n.target, "subject": n.subject, "message": n.message, "sms": n.sms}
+            for n in self.boundary.notifications[first_notification:]
+        ]
+        return Execution(
+            scenario=scenario,
+            execution_arn=arn,
+            name=name,
+            input=event,
+            status=description["status"],
+            output=output,
+            error=description.get("error"),
+            cause=description.get("cause"),
+            history=history,
+            notifications=notifications,
+            effects=observe.diff(before, after),
+            started=times[0].isoformat() if times else "",
+            virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
+            faults=[f.spec for f in self.faults],
+        )
+
+    def _history(self, arn: str, skip: int) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        token = None
+        while True:
+            kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            token = page.get("nextToken")
+            if not token:
+                break
+        return events[skip:]
+
+    def set_kill_switch(self, value: str) -> None:
+        name = self.parameters()["KillSwitchParameterName"]
+        self.client("ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    def load_event(self, path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,328 @@
+"""One test per cure in ``opsflow.engine.cures``, each running a tiny state machine on moto.
+
+moto's version is pinned because every cure patches its internals; after an upgrade these tests
+show which cures still work (and, by removing a cure, whether it is still needed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from opsflow.engine import cures
+
+REGION = "us-east-1"
+ROLE_ARN = "arn:aws:iam::123456789012:role/opsflow-test"
+MOCK_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+POLL_LIMIT_SECONDS = 10.0
+MISSING_PARAMETER = "/opsflow/test/missing"
+PARAMETER = "/opsflow/test/present"
+IMAGE_ID = "ami-12c6146b"
+
+
+def sdk(service: str, action: str) -> str:
+    return f"arn:aws:states:::aws-sdk:{service}:{action}"
+
+
+def get_missing_parameter(**extra: Any) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": sdk("ssm", "getParameter"),
+        "Parameters": {"Name": MISSING_PARAMETER},
+        **extra,
+    }
+
+
+class Run:
+    def __init__(self, description: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        self.status: str = description["status"]
+        self.output: Any = json.loads(description["output"]) if "output" in description else None
+        self.error: str | None = description.get("error")
+        self.history = history
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[None]:
+    """One emulated account for the module (botocore models load once); names are unique."""
+    cures.install()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        with mock_aws(config=MOCK_CONFIG):
+            yield
+
+
+def run(definition: dict[str, Any], execution_input: Any = None) -> Run:
+    """Create ``definition``, run it once, wait (bounded) for the end, return what AWS reports."""
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name=f"cure-{uuid.uuid4().hex[:12]}", definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=machine,
+        name=f"run-{uuid.uuid4().hex[:12]}",
+        input=json.dumps(execution_input if execution_input is not None else {}),
+    )["executionArn"]
+    deadline = time.monotonic() + POLL_LIMIT_SECONDS
+    while True:
+        description = sfn.describe_execution(executionArn=arn)
+        if description["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            sfn.stop_execution(executionArn=arn, error="test.Timeout")
+            pytest.fail(f"execution still RUNNING after {POLL_LIMIT_SECONDS:.0f} s real time")
+        time.sleep(0.01)
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return Run(description, history)
+
+
+# ------------------------------------------------------------------------- (a) error names
+def test_error_names_are_pascal_case_as_in_aws(aws: None) -> None:
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": get_missing_parameter(
+                Catch=[
+                    {
+                        "ErrorEquals": ["Ssm.ParameterNotFoundException"],
+                        "ResultPath": "$.error",
+                        "Next": "Caught",
+                    }
+                ],
+                End=True,
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    result = run(definition)
+    assert result.status == "SUCCEEDED"
+    assert result.output["error"]["Error"] == "Ssm.ParameterNotFoundException"
+
+
+def test_uncaught_error_name_is_reported_as_aws_spells_it(aws: None) -> None:
+    result = run({"StartAt": "Read", "States": {"Read": get_missing_parameter(End=True)}})
+    assert result.status == "FAILED"
+    assert result.error == "Ssm.ParameterNotFoundException"
+
+
+@pytest.mark.parametrize(
+    ("service", "prefix"),
+    [("ec2", "Ec2"), ("elasticloadbalancingv2", "ElasticLoadBalancingV2"), ("lambda", "Lambda")],
+)
+def test_error_prefix(service: str, prefix: str) -> None:
+    assert cures.error_prefix(service) == prefix
+
+
+# ------------------------------------------------------------------------- (b) datetimes
+def test_datetimes_in_sdk_results_become_iso_strings(aws: None) -> None:
+    boto3.client("ssm", region_name=REGION).put_parameter(Name=PARAMETER, Value="on", Type="String")
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": {
+                "Type": "Task",
+                "Resource": sdk("ssm", "getParameter"),
+                "Parameters": {"Name": PARAMETER},
+                "End": True,
+            }
+        },
+    }
+    result = run(definition)
+    assert result.status == "SUCCEEDED"
+    parameter = result.output["Parameter"]
+    assert parameter["Value"] == "on"
+    modified = parameter["LastModifiedDate"]
+    assert isinstance(modified, str)
+    assert isinstance(datetime.fromisoformat(modified), datetime)
+
+
+def test_iso_datetimes_reaches_nested_values() -> None:
+    moment = datetime(2026, 3, 14, 3, 12, tzinfo=UTC)
+    value = {"a": [moment, {"b": date(2026, 3, 14)}], "c": 1}
+    assert cures.iso_datetimes(value) == {
+        "a": ["2026-03-14T03:12:00+00:00", {"b": "2026-03-14"}],
+        "c": 1,
+    }
+
+
+# ------------------------------------------------------------------------- (c) service names
+def test_elasticloadbalancingv2_service_name_maps_to_elbv2(aws: None) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    elbv2.create_load_balancer(Name="cure-nlb", Subnets=[subnet], Type="network")
+    definition = {
+        "StartAt": "Describe",
+        "States": {
+            "Describe": {
+                "Type": "Task",
+                "Resource": sdk("elasticloadbalancingv2", "describeLoadBalancers"),
+                "Parameters": {},
+                "End": True,
+            }
+        },
+    }
+    result = run(definition)
+    assert result.status == "SUCCEEDED", result.error
+    assert [lb["LoadBalancerName"] for lb in result.output["LoadBalancers"]] == ["cure-nlb"]
+
+
+def test_servicequotas_service_name_maps_to_service_quotas(aws: None) -> None:
+    definition = {
+        "StartAt": "Quotas",
+        "States": {
+            "Quotas": {
+                "Type": "Task",
+                "Resource": sdk("servicequotas", "listAWSDefaultServiceQuotas"),
+                "Parameters": {"ServiceCode": "vpc"},
+                "End": True,
+            }
+        },
+    }
+    result = run(definition)
+    assert result.status == "SUCCEEDED", result.error
+    assert result.output["Quotas"]
+    assert {quota["ServiceCode"] for quota in result.output["Quotas"]} == {"vpc"}
+
+
+# ------------------------------------------------------------------------- (d) virtual time
+def test_wait_and_retry_run_on_virtual_time(aws: None) -> None:
+    definition = {
+        "StartAt": "Wait an hour",
+        "States": {
+            "Wait an hour": {"Type": "Wait", "Seconds": 3600, "Next": "Read"},
+            "Read": get_missing_parameter(
+                Retry=[
+                    {
+                        "ErrorEquals": ["Ssm.ParameterNotFoundException"],
+                        "IntervalSeconds": 100,
+                        "MaxAttempts": 2,
+                        "BackoffRate": 2,
+                    }
+                ],
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Done"}],
+                End=True,
+            ),
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    cures.CLOCK.reset()
+    started = time.monotonic()
+    result = run(definition)
+    real = time.monotonic() - started
+    assert result.status == "SUCCEEDED"
+    assert real < 5.0
+    # 3600 s of Wait, then two retries: 100 s, then 100 s x 2.
+    assert cures.CLOCK.elapsed() == pytest.approx(3600 + 100 + 200)
+    stamps = [event["timestamp"] for event in result.history]
+    assert stamps == sorted(stamps)
+    assert stamps[-1] - stamps[0] >= timedelta(seconds=3600)
+
+
+# ------------------------------------------------------------------------- (e) ENI groups
+def test_replacing_an_attached_interfaces_groups_shows_only_the_new_ones(aws: None) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    launch = ec2.create_security_group(GroupName="launch", Description="launch", VpcId=vpc)["GroupId"]
+    isolation = ec2.create_security_group(GroupName="isolation", Description="iso", VpcId=vpc)[
+        "GroupId"
+    ]
+    instance = ec2.run_instances(
+        ImageId=IMAGE_ID,
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        SecurityGroupIds=[launch],
+    )["Instances"][0]
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[isolation])
+
+    described = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])
+    interfaces = described["Reservations"][0]["Instances"][0]["NetworkInterfaces"]
+    groups = {i["NetworkInterfaceId"]: [g["GroupId"] for g in i["Groups"]] for i in interfaces}
+    assert groups[eni] == [isolation]
+    interface = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert [g["GroupId"] for g in interface["Groups"]] == [isolation]
+
+
+# ------------------------------------------------------------------------- (f) jitter
+def test_full_jitter_is_deterministic(aws: None) -> None:
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": get_missing_parameter(
+                Retry=[
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 100,
+                        "MaxAttempts": 2,
+                        "BackoffRate": 2,
+                        "JitterStrategy": "FULL",
+                    }
+                ],
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Done"}],
+                End=True,
+            ),
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    elapsed = []
+    for _ in range(2):
+        cures.CLOCK.reset()
+        assert run(definition).status == "SUCCEEDED"
+        elapsed.append(cures.CLOCK.elapsed())
+    assert elapsed[0] == elapsed[1]
+    # Full jitter draws in [0, interval]; locally it takes the middle: (100 + 200) / 2.
+    assert elapsed[0] == pytest.approx(150)
+
+
+# ------------------------------------------------------------------------- Wait Timestamp in UTC
+def test_process_runs_in_utc_so_wait_timestamp_is_not_shifted(aws: None) -> None:
+    assert os.environ["TZ"] == "UTC"
+    target = datetime.now(UTC) + timedelta(hours=1)
+    definition = {
+        "StartAt": "Until",
+        "States": {
+            "Until": {
+                "Type": "Wait",
+                "Timestamp": target.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "End": True,
+            }
+        },
+    }
+    cures.CLOCK.reset()
+    assert run(definition).status == "SUCCEEDED"
+    assert 3590 <= cures.CLOCK.elapsed() <= 3600
+
+
+# ------------------------------------------------------------------------- history hook
+def test_history_listeners_see_every_event(aws: None) -> None:
+    seen: list[dict[str, Any]] = []
+    cures.HISTORY_LISTENERS.append(seen.append)
+    try:
+        result = run({"StartAt": "Only", "States": {"Only": {"Type": "Pass", "End": True}}})
+    finally:
+        cures.HISTORY_LISTENERS.remove(seen.append)
+    assert result.status == "SUCCEEDED"
+    assert [e["type"] for e in seen] == [e["type"] for e in result.history]
+
+
+# ------------------------------------------------------------------------- quiet logs
+def test_interpreter_warnings_are_silenced() -> None:
+    cures.install()
+    assert not logging.getLogger("moto.stepfunctions").isEnabledFor(logging.WARNING)

@@ -1,0 +1,318 @@
+"""Every path of the health-abuse runbook, run for real on the emulated account.
+
+Each test asserts outcomes: the execution's status, error and states (its history), and the
+EC2 state of the account afterwards, never that a function was called.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import EVENTS, load_event
+
+SCENARIO = "health-abuse"
+ISOLATION = "opsflow-isolation"
+
+
+def with_overrides(event: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    event = json.loads(json.dumps(event))
+    event["opsflow"] = {**event.get("opsflow", {}), **overrides}
+    return event
+
+
+def instances(engine: Any) -> dict[str, dict[str, Any]]:
+    """Every instance of the world: state, groups per interface, tags."""
+    result = {}
+    for region in engine.regions(SCENARIO):
+        ec2 = boto3.client("ec2", region_name=region)
+        for reservation in ec2.describe_instances()["Reservations"]:
+            for i in reservation["Instances"]:
+                result[i["InstanceId"]] = {
+                    "region": region,
+                    "state": i["State"]["Name"],
+                    "groups": {
+                        e["NetworkInterfaceId"]: sorted(g["GroupName"] for g in e["Groups"])
+                        for e in i["NetworkInterfaces"]
+                    },
+                    "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
+                }
+    return result
+
+
+def ids(engine: Any) -> dict[str, str]:
+    return engine.world[SCENARIO]["instances"]
+
+
+def ec2_effects(execution: Any) -> list[dict[str, Any]]:
+    return [e for e in execution.effects if e["resource"].startswith(("i-", "sg-", "snap-"))]
+
+
+def failed_tasks(execution: Any, error: str) -> int:
+    count = 0
+    for event in execution.history:
+        details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails")
+        if details and details.get("error") == error:
+            count += 1
+    return count
+
+
+def test_mitigated(engine: Any) -> None:
+    event = load_event("health-abuse/dos-report-arn.json")
+    assert [r.scenario for r in engine.match(event)] == [SCENARIO]
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.outcome == "mitigated"
+    world = instances(engine)
+    for name in ("shop-web-1", "shop-web-2", "batch-eu-1"):
+        instance = world[ids(engine)[name]]
+        assert instance["state"] == "stopped"
+        assert all(groups == [ISOLATION] for groups in instance["groups"].values())
+        assert instance["tags"]["opsflow:before-state"] == "running"
+    assert world[ids(engine)["payments-api"]]["state"] == "running"
+    assert "Verify: Check instances" in execution.states
+    assert execution.states[-1] == "Mitigated"
+    subjects = [n["subject"] for n in execution.notifications]
+    assert any("quarantining 3" in s for s in subjects)
+    assert any("verified" in s for s in subjects)
+    assert execution.virtual_seconds >= 40  # an instance takes 40 virtual seconds to stop
+
+
+def test_nothing_to_do(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-unknown.json"))
+
+    assert execution.status == "SUCCEEDED"
+    assert execution.outcome == "no-action"
+    assert execution.output["reason"] == "nothing-to-do"
+    assert ec2_effects(execution) == []
+    assert "Act: Quarantine instances" not in execution.states
+
+
+def test_unknown_entities_are_reported_and_nothing_changes(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-unknown.json"))
+
+    message = execution.notifications[0]["message"]
+    assert "arn:ec2-1-101002929" in message
+    assert "203.0.113.17" in message
+    assert "i-0123456789abcdef0: not found in us-east-1" in message
+    assert "210987654321" in message  # another account's instance: reported, never acted on
+    assert all(i["state"] == "running" for i in instances(engine).values())
+
+
+def test_dry_run(engine: Any) -> None:
+    before = instances(engine)
+    event = with_overrides(load_event("health-abuse/dos-report-arn.json"), dryRun=True)
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.outcome == "dry-run"
+    assert instances(engine) == before
+    assert ec2_effects(execution) == []
+    checks = [item["isolation"]["checks"] for item in execution.output["actions"]]
+    assert all(set(c.values()) == {"ok"} for c in checks)
+    assert {item["stop"]["stopInstances"] for item in execution.output["actions"]} == {"ok"}
+    assert "Verify: Check instances" not in execution.states
+
+
+def test_protected_instance_is_skipped(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-protected.json"))
+
+    assert execution.outcome == "no-action"
+    assert instances(engine)[ids(engine)["payments-api"]]["state"] == "running"
+    assert "protected (Stage=Prod)" in execution.notifications[0]["message"]
+
+
+def test_cap_exceeded_escalates_without_acting(engine: Any) -> None:
+    event = with_overrides(load_event("health-abuse/dos-report-arn.json"), maxInstances=2)
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.Escalated"
+    assert "above the blast-radius cap of 2" in execution.cause
+    assert ec2_effects(execution) == []
+    assert "ESCALATED" in execution.notifications[0]["subject"]
+
+
+def test_duplicate_delivery_acts_once(engine: Any) -> None:
+    event = load_event("health-abuse/dos-report-bare-ids.json")
+    first = engine.run(SCENARIO, event)
+    second = engine.run(SCENARIO, event)
+
+    assert first.outcome == "mitigated"
+    assert second.status == "SUCCEEDED"
+    assert second.outcome == "no-action"
+    assert second.output["reason"] == "duplicate-delivery"
+    assert second.effects == []
+    assert second.notifications == []
+
+
+def test_manual_rerun_ignores_the_duplicate_record(engine: Any) -> None:
+    event = load_event("health-abuse/dos-report-bare-ids.json")
+    engine.run(SCENARIO, with_overrides(event, dryRun=True))
+    assert engine.run(SCENARIO, event).outcome == "mitigated"
+    again = engine.run(SCENARIO, with_overrides(event, ignoreDuplicate=True))
+    assert again.outcome == "mitigated"  # already quarantined: verified again, nothing new
+
+
+def test_pages_are_separate_deliveries(engine: Any) -> None:
+    first = engine.run(SCENARIO, load_event("health-abuse/dos-report-paged-1of2.json"))
+    second = engine.run(SCENARIO, load_event("health-abuse/dos-report-paged-2of2.json"))
+
+    assert (first.outcome, second.outcome) == ("mitigated", "mitigated")
+    world = instances(engine)
+    assert world[ids(engine)["shop-web-1"]]["state"] == "stopped"
+    assert world[ids(engine)["shop-web-2"]]["state"] == "stopped"
+
+
+def test_global_event_finds_the_instance_in_a_configured_region(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-global.json"))
+
+    assert execution.outcome == "mitigated"
+    assert instances(engine)[ids(engine)["batch-eu-1"]]["state"] == "stopped"
+
+
+def test_throttled_stop_is_retried_and_mitigated(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=RequestLimitExceeded*2",))
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-bare-ids.json"))
+
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.outcome == "mitigated"
+    assert failed_tasks(execution, "Throttled") == 2
+    assert execution.states.count("Act: Stop instance") == 1
+    assert instances(engine)[ids(engine)["shop-web-1"]]["state"] == "stopped"
+
+
+def test_permanent_failure_rolls_back_to_the_before_state(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",))
+    before = instances(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.RolledBack"
+    assert "AccessDenied" in execution.cause
+    for instance_id in (ids(engine)["shop-web-1"], ids(engine)["batch-eu-1"]):
+        assert f"{instance_id} (" in execution.cause
+    assert instances(engine) == before
+    assert "Rollback: Restore instances" in execution.states
+    assert any("rolled back" in n["subject"] for n in execution.notifications)
+
+
+def test_verify_that_never_converges_rolls_back(engine_factory: Any) -> None:
+    # Two checks 15 s apart cannot see an instance that takes 40 s to stop.
+    engine = engine_factory(VerifyMaxPolls="2")
+    before = instances(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-bare-ids.json"))
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.RolledBack"
+    assert "not confirmed after 2 checks" in execution.cause
+    assert execution.states.count("Verify: Check instances") == 2
+    assert instances(engine) == before
+
+
+def test_instance_stuck_stopping_escalates_when_rollback_cannot_finish(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=Hang",), VerifyMaxPolls="2")
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-bare-ids.json"))
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.Escalated"
+    assert "Rollback failed" in execution.cause
+    assert failed_tasks(execution, "InstanceBusy") >= 1
+
+
+def test_hold_mode_leaves_instances_isolated_and_escalates(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",), RollbackMode="hold")
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-bare-ids.json"))
+
+    assert execution.error == "Runbook.Escalated"
+    assert "'hold'" in execution.cause
+    web_1 = instances(engine)[ids(engine)["shop-web-1"]]
+    assert all(groups == [ISOLATION] for groups in web_1["groups"].values())
+
+
+def test_access_denied_while_detecting_escalates_and_changes_nothing(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:DescribeInstances=UnauthorizedOperation",))
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.Escalated"
+    assert "Detection failed (AccessDenied)" in execution.cause
+    assert ec2_effects(execution) == []
+
+
+def test_kill_switch_turns_the_act_into_a_notification(engine: Any) -> None:
+    engine.set_kill_switch("on")
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.outcome == "no-action"
+    assert execution.output["reason"] == "kill-switch"
+    assert ec2_effects(execution) == []
+    assert "kill switch on" in execution.notifications[0]["subject"]
+
+
+@pytest.mark.parametrize(
+    "name", ["malformed-no-detail.json", "malformed-entities.json"]
+)
+def test_malformed_event_is_rejected(engine: Any, name: str) -> None:
+    execution = engine.run(SCENARIO, load_event(f"health-abuse/{name}"))
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.InvalidEvent"
+    assert execution.cause and "Traceback" not in execution.cause
+    assert execution.effects == []
+
+
+EXPECTED = {
+    "dos-report-arn.json": ("SUCCEEDED", "mitigated"),
+    "dos-report-bare-ids.json": ("SUCCEEDED", "mitigated"),
+    "dos-report-global.json": ("SUCCEEDED", "mitigated"),
+    "dos-report-paged-1of2.json": ("SUCCEEDED", "mitigated"),
+    "dos-report-paged-2of2.json": ("SUCCEEDED", "mitigated"),
+    "dos-report-protected.json": ("SUCCEEDED", "no-action"),
+    "dos-report-unknown.json": ("SUCCEEDED", "no-action"),
+    "closed-report.json": ("SUCCEEDED", "no-action"),
+    "malformed-no-detail.json": ("FAILED", "Runbook.InvalidEvent"),
+    "malformed-entities.json": ("FAILED", "Runbook.InvalidEvent"),
+    "copyright-report.json": (None, None),
+}
+
+
+def test_every_sample_event_is_covered() -> None:
+    assert {p.name for p in (EVENTS / "health-abuse").glob("*.json")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_sample_event_runs(engine: Any, name: str) -> None:
+    event = load_event(f"health-abuse/{name}")
+    rules = engine.match(event)
+    status, result = EXPECTED[name]
+    if status is None:
+        assert rules == []  # not a quarantine abuse code: no rule starts the runbook
+        return
+    assert [r.scenario for r in rules] == [SCENARIO]
+    execution = engine.run(SCENARIO, event)
+    assert execution.status == status
+    assert (execution.outcome if status == "SUCCEEDED" else execution.error) == result
+
+
+def test_sample_events_name_the_world(engine: Any) -> None:
+    known = set(ids(engine).values())
+    for name in ("dos-report-arn.json", "dos-report-bare-ids.json", "dos-report-protected.json"):
+        text = (EVENTS / "health-abuse" / name).read_text()
+        assert any(instance_id in text for instance_id in known), name
+
+
+@pytest.mark.parametrize(
+    "payload", sorted(p.name for p in (EVENTS / "health-abuse" / "functions").glob("*.json"))
+)
+def test_every_function_payload_runs(engine: Any, payload: str) -> None:
+    from opsflow.engine.runner import function_name
+
+    function = payload.removesuffix(".json")
+    result = engine.boundary.lambdas[function_name(function)](
+        load_event(f"health-abuse/functions/{payload}")
+    )
+    assert isinstance(result, dict) and result

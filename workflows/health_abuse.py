@@ -1,0 +1,188 @@
+"""health-abuse: an AWS Health abuse report → verified quarantine of the reported instances.
+
+Detect parses the event and inspects every reported instance (in its own region, or in each
+configured region when the event says ``global``); the skeleton then applies the shared guards.
+Act runs per instance with bounded concurrency: record the before-state in tags and isolate every
+network interface, optionally snapshot the volumes, stop. Verify polls until every instance is
+stopped and isolated. Rollback restores each touched instance from its tags, or holds them
+(``RollbackMode=hold``) and escalates.
+
+Instances may be in any region, and Step Functions' AWS SDK integrations call their own region
+only, so the EC2 work runs in small Lambda functions that take the region as input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepfunctions.steps import ChoiceRule
+
+from workflows import runbook, sdk
+
+SCENARIO = "health-abuse"
+MAX_CONCURRENCY = 5
+
+SETTINGS = {
+    "dryRun": "${DryRun}",
+    "abuseCodes": "${AbuseEventCodes}",
+    "protectedTagKey": "${ProtectedTagKey}",
+    "protectedTagValue": "${ProtectedTagValue}",
+    "maxInstances": "${MaxInstances}",
+    "regions": "${InstanceRegions}",
+    "isolationGroupName": "${IsolationGroupName}",
+    "forensicSnapshot": "${ForensicSnapshot}",
+    "rollbackMode": "${RollbackMode}",
+    "pollSeconds": "${VerifyPollSeconds}",
+    "maxPolls": "${VerifyMaxPolls}",
+}
+
+
+def _per_instance() -> dict[str, Any]:
+    return {
+        "instance.$": "$$.Map.Item.Value",
+        "settings.$": "$.plan.settings",
+        "dryRun.$": "$.plan.dryRun",
+        "execution.$": "$$.Execution.Name",
+    }
+
+
+def _busy_retry() -> sdk.Retry:
+    return sdk.Retry(error_equals=["InstanceBusy"], interval_seconds=15, max_attempts=8, backoff_rate=1.5)
+
+
+def phases() -> runbook.Phases:
+    # Detect.
+    parse = runbook.lambda_task(
+        "Detect: Parse Health event",
+        "ParseHealthEventFunction",
+        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        result_path="$.plan",
+    )
+    inspect = runbook.lambda_task(
+        "Detect: Inspect reported instances",
+        "InspectInstancesFunction",
+        {"plan.$": "$.plan"},
+        result_path="$.plan",
+    )
+    parse.next(inspect)
+
+    # Act, per instance.
+    isolate = runbook.lambda_task(
+        "Act: Record and isolate", "IsolateInstanceFunction", {
+            "instance.$": "$.instance", "settings.$": "$.settings",
+            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
+        }, result_path="$.isolation",
+    )
+    snapshot = runbook.lambda_task(
+        "Act: Snapshot volumes", "SnapshotVolumesFunction", {
+            "instance.$": "$.instance", "settings.$": "$.settings",
+            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
+        }, result_path="$.snapshot",
+    )
+    stop = runbook.lambda_task(
+        "Act: Stop instance", "StopInstanceFunction", {
+            "instance.$": "$.instance", "settings.$": "$.settings",
+            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
+        }, result_path="$.stop",
+    )
+    want_snapshot = sdk.Choice("Act: Forensic snapshot?")
+    want_snapshot.add_choice(ChoiceRule.BooleanEquals("$.settings.forensicSnapshot", True), snapshot)
+    want_snapshot.default_choice(stop)
+    isolate.next(want_snapshot)
+    snapshot.next(stop)
+    quarantine = sdk.Map(
+        "Act: Quarantine instances",
+        items_path="$.plan.targets",
+        item_selector=_per_instance(),
+        max_concurrency=MAX_CONCURRENCY,
+        result_path="$.act",
+    )
+    quarantine.attach_iterator(isolate)
+
+    # Verify.
+    start_checks = sdk.Pass("Verify: Start checks", result={"attempt": 0}, result_path="$.verify")
+    wait = sdk.Wait("Verify: Wait for instances", seconds_path="$.plan.settings.pollSeconds")
+    check = runbook.lambda_task(
+        "Verify: Check instances",
+        "CheckQuarantineFunction",
+        {"plan.$": "$.plan", "attempt.$": "$.verify.attempt"},
+        result_path="$.verify",
+    )
+    done = sdk.Choice("Verify: Stopped and isolated?")
+    gave_up = sdk.Pass(
+        "Verify: Give up",
+        parameters={
+            "Error": "Runbook.VerifyTimedOut",
+            "Cause.$": "States.Format('Quarantine not confirmed after {} checks: {}', "
+            "$.verify.attempt, $.verify.summary)",
+        },
+        result_path="$.error",
+    )
+    start_checks.next(wait)
+    wait.next(check)
+    check.next(done)
+    done.add_choice(
+        ChoiceRule.And([
+            ChoiceRule.BooleanEquals("$.verify.converged", False),
+            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
+        ]),
+        gave_up,
+    )
+    done.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
+
+    # Rollback.
+    restore_or_hold = sdk.Choice("Rollback: Restore or hold?")
+    restore = runbook.lambda_task(
+        "Rollback: Restore instance", "RestoreInstanceFunction",
+        {"instance.$": "$.instance", "settings.$": "$.settings"}, result_path=None,
+    )
+    restore.add_retry(_busy_retry())
+    restore_all = sdk.Map(
+        "Rollback: Restore instances",
+        items_path="$.plan.targets",
+        item_selector=_per_instance(),
+        max_concurrency=MAX_CONCURRENCY,
+        result_path=None,
+    )
+    restore_all.attach_iterator(restore)
+    summarise = runbook.lambda_task(
+        "Rollback: Report final state", "SummariseRollbackFunction",
+        {"plan.$": "$.plan", "error.$": "$.error", "mode": "restore"}, result_path="$.rollback",
+    )
+    hold = runbook.lambda_task(
+        "Rollback: Hold and report", "SummariseRollbackFunction",
+        {"plan.$": "$.plan", "error.$": "$.error", "mode": "hold"}, result_path="$.rollback",
+    )
+    restore_or_hold.add_choice(
+        ChoiceRule.And([
+            ChoiceRule.StringEquals("$.plan.settings.rollbackMode", "hold"),
+            ChoiceRule.BooleanEquals("$.plan.dryRun", False),
+        ]),
+        hold,
+    )
+    restore_or_hold.default_choice(restore_all)
+    restore_all.next(summarise)
+
+    return runbook.Phases(
+        scenario=SCENARIO,
+        comment="opsflow health-abuse: AWS Health abuse report -> verified quarantine of the "
+        "reported EC2 instances, with rollback.",
+        detect=parse,
+        detect_tail=inspect,
+        detect_tasks=[parse, inspect],
+        act=quarantine,
+        act_tail=quarantine,
+        act_tasks=[quarantine],
+        verify=start_checks,
+        verify_tail=done,
+        verify_tasks=[check],
+        verify_gave_up=gave_up,
+        rollback=restore_or_hold,
+        rollback_tail=summarise,
+        rollback_tasks=[restore_all, summarise, hold],
+        rollback_escalate_from=[hold],
+    )
+
+
+def definition() -> dict[str, Any]:
+    return runbook.build(phases())

@@ -1,0 +1,416 @@
+"""The runbook skeleton: detect → notify → act → verify → rollback, for every scenario.
+
+A scenario supplies its phases as chains of states (see :class:`Phases`); :func:`build` wires
+them into one state machine with the parts every runbook shares:
+
+* an invalid event ends in ``Invalid event`` (``Runbook.InvalidEvent``) with the reason as cause;
+* a failure while detecting (after retries) notifies and ends ``Runbook.Escalated``;
+* duplicate deliveries stop at ``Duplicate delivery`` (conditional write of the plan's
+  ``dedupeKey``), skipped for dry runs and manual reruns that ask for it;
+* ``plan.actionable == false`` notifies and ends ``No action``;
+* ``plan.escalate`` (a guard the scenario computed, e.g. a blast-radius cap) notifies and ends
+  ``Runbook.Escalated`` without acting;
+* the kill switch (an SSM parameter set to ``on``) turns the act into a notification;
+* the detection is announced before acting; a dry run stops after the act phase, which the
+  scenario runs with its APIs' DryRun; any act or verify failure goes to the scenario's rollback
+  chain, whose last state must leave ``$.rollback`` with ``cause`` and ``notice``.
+
+Data contract between phases: the detect chain leaves ``$.plan`` with ``scenario``, ``dryRun``,
+``actionable``, optionally ``dedupeKey`` and ``escalate``, and ``notices`` — a map of notice
+objects ``{"subject", "message"}`` where ``message`` is an SNS JSON message structure
+(``default``, ``sms``, ``email``). Every notification the skeleton sends reads one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stepfunctions.steps import ChoiceRule
+
+from workflows import sdk
+
+SNS_PUBLISH = "arn:aws:states:::sns:publish"
+DDB_PUT_ITEM = "arn:aws:states:::dynamodb:putItem"
+SSM_GET_PARAMETER = "arn:aws:states:::aws-sdk:ssm:getParameter"
+
+ALERT_TOPIC = "${AlertTopicArn}"
+DEDUPE_TABLE = "${DedupeTableName}"
+KILL_SWITCH = "${KillSwitchParameterName}"
+
+INVALID_EVENT = "InvalidEvent"
+THROTTLED = "Throttled"
+
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+
+
+def standard_retries() -> list[sdk.Retry]:
+    """Retries for transient errors: Lambda service hiccups and throttled AWS APIs."""
+    return [
+        sdk.Retry(
+            error_equals=[THROTTLED],
+            interval_seconds=2,
+            max_attempts=5,
+            backoff_rate=2.0,
+            max_delay_seconds=60,
+            jitter_strategy="FULL",
+        ),
+        sdk.Retry(
+            error_equals=LAMBDA_TRANSIENT,
+            interval_seconds=2,
+            max_attempts=3,
+            backoff_rate=2.0,
+        ),
+    ]
+
+
+def lambda_task(
+    name: str,
+    function: str,
+    payload: dict[str, Any],
+    result_path: str | None,
+    comment: str | None = None,
+) -> sdk.Task:
+    """A Lambda task whose result is the function's own return value.
+
+    ``function`` is the template's logical ID; the ASL names it as ``${<LogicalId>Arn}``.
+    """
+    task = sdk.Task(
+        name,
+        resource="${" + function + "Arn}",
+        parameters=payload,
+        result_path=result_path,
+        comment=comment,
+    )
+    for retry in standard_retries():
+        task.add_retry(retry)
+    return task
+
+
+def notify(name: str, notice_path: str) -> sdk.Task:
+    """Publish the notice at ``notice_path`` (SMS-sized text and the full message in one publish).
+
+    A notification that cannot be sent after retries never blocks the runbook: the failure is
+    kept at ``$.notifyError`` and the run goes on.
+    """
+    task = sdk.Task(
+        name,
+        resource=SNS_PUBLISH,
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject.$": f"{notice_path}.subject",
+            "MessageStructure": "json",
+            "Message.$": f"States.JsonToString({notice_path}.message)",
+        },
+        result_path=None,
+    )
+    task.add_retry(
+        sdk.Retry(
+            error_equals=["SNS.ThrottledException", "SNS.InternalErrorException", *LAMBDA_TRANSIENT],
+            interval_seconds=1,
+            max_attempts=3,
+            backoff_rate=2.0,
+        )
+    )
+    return task
+
+
+def _tolerate_notify_failure(task: sdk.Task, then: Any) -> None:
+    task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=then, result_path="$.notifyError"))
+
+
+def outcome(name: str, value: str, extra: dict[str, Any] | None = None) -> sdk.Pass:
+    """A terminal success state whose output is the run's outcome."""
+    parameters: dict[str, Any] = {
+        "outcome": value,
+        "scenario.$": "$.plan.scenario",
+        "summary.$": "$.plan.summary",
+    }
+    parameters.update(extra or {})
+    return sdk.Pass(name, parameters=parameters)
+
+
+@dataclass
+class Phases:
+    """What a scenario contributes; each field is the head of a chain of states.
+
+    ``detect``: first state of the detect chain; ``detect_tail``: its last state (the skeleton
+    continues after it). ``detect_tasks``: every detect Task, so the skeleton can give them its
+    error handling. ``act``/``act_tail`` and ``verify``/``verify_tail`` likewise;
+    ``verify_gave_up``: a state of the verify chain that ends it unsuccessfully (the skeleton
+    sends it to rollback). ``rollback``/``rollback_tail``: the compensation chain, which leaves
+    ``$.rollback.cause`` and ``$.rollback.notice``; ``rollback_escalate_from``: states of the
+    rollback chain that end the run ``Runbook.Escalated`` instead (e.g. a "hold" mode).
+    """
+
+    scenario: str
+    comment: str
+    detect: Any
+    detect_tail: Any
+    detect_tasks: list[sdk.Task]
+    act: Any
+    act_tail: Any
+    act_tasks: list[sdk.Task]
+    verify: Any
+    verify_tail: Any
+    verify_tasks: list[sdk.Task]
+    verify_gave_up: Any
+    rollback: Any
+    rollback_tail: Any
+    rollback_tasks: list[sdk.Task]
+    rollback_escalate_from: list[Any]
+    timeout_seconds: int = 3600
+
+
+def build(p: Phases) -> dict[str, Any]:
+    """Wire a scenario's phases into the full runbook and return the ASL definition."""
+    # Terminal states.
+    invalid = sdk.Fail(
+        "Invalid event", error="Runbook.InvalidEvent", cause_path="$.error.detail.errorMessage"
+    )
+    explain_invalid = sdk.Pass(
+        "Detect: Read rejection",
+        parameters={"detail.$": "States.StringToJson($.error.Cause)"},
+        result_path="$.error",
+    )
+    explain_invalid.next(invalid)
+
+    escalated = sdk.Fail("Escalated", error="Runbook.Escalated", cause_path="$.escalation.cause")
+    rolled_back = sdk.Fail("Rolled back", error="Runbook.RolledBack", cause_path="$.rollback.cause")
+
+    # A failure while detecting: explain and escalate.
+    detect_failed = sdk.Pass(
+        "Detect: Explain failure",
+        parameters={
+            "cause.$": "States.Format('Detection failed ({}): {}. Nothing was changed.', "
+            "$.error.Error, $.error.Cause)",
+        },
+        result_path="$.escalation",
+    )
+    notify_detect_failed = sdk.Task(
+        "Notify: Detection failed",
+        resource=SNS_PUBLISH,
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject": f"opsflow {p.scenario}: detection failed, nothing changed",
+            "Message.$": "$.escalation.cause",
+        },
+        result_path=None,
+    )
+    detect_failed.next(notify_detect_failed)
+    notify_detect_failed.next(escalated)
+    _tolerate_notify_failure(notify_detect_failed, escalated)
+
+    for task in p.detect_tasks:
+        task.add_catch(
+            sdk.Catch(error_equals=[INVALID_EVENT], next_step=explain_invalid, result_path="$.error")
+        )
+        task.add_catch(
+            sdk.Catch(error_equals=["States.ALL"], next_step=detect_failed, result_path="$.error")
+        )
+
+    # Duplicate delivery.
+    duplicate = outcome("Duplicate delivery", "no-action", {"reason": "duplicate-delivery"})
+    record_delivery = sdk.Task(
+        "Detect: Record delivery",
+        resource=DDB_PUT_ITEM,
+        parameters={
+            "TableName": DEDUPE_TABLE,
+            "Item": {
+                "pk": {"S.$": "$.plan.dedupeKey"},
+                "execution": {"S.$": "$$.Execution.Id"},
+                "expiresAt": {"N.$": "States.Format('{}', $.plan.dedupeExpiresAt)"},
+            },
+            "ConditionExpression": "attribute_not_exists(pk)",
+        },
+        result_path=None,
+    )
+    record_delivery.add_retry(
+        sdk.Retry(
+            error_equals=[
+                "DynamoDB.ProvisionedThroughputExceededException",
+                "DynamoDB.ThrottlingException",
+                "DynamoDB.InternalServerErrorException",
+            ],
+            interval_seconds=1,
+            max_attempts=4,
+            backoff_rate=2.0,
+        )
+    )
+    record_delivery.add_catch(
+        sdk.Catch(
+            error_equals=["DynamoDB.ConditionalCheckFailedException"],
+            next_step=duplicate,
+            result_path="$.duplicate",
+        )
+    )
+    record_delivery.add_catch(
+        sdk.Catch(error_equals=["States.ALL"], next_step=detect_failed, result_path="$.error")
+    )
+    check_duplicate = sdk.Choice("Detect: First delivery?")
+    p.detect_tail.next(check_duplicate)
+
+    # Nothing to do.
+    no_action = outcome("No action", "no-action", {"reason": "nothing-to-do"})
+    notify_no_action = notify("Notify: Nothing to do", "$.plan.notices.noAction")
+    notify_no_action.next(no_action)
+    _tolerate_notify_failure(notify_no_action, no_action)
+    anything = sdk.Choice("Detect: Anything to do?")
+    anything.add_choice(ChoiceRule.BooleanEquals("$.plan.actionable", False), notify_no_action)
+
+    check_duplicate.add_choice(
+        ChoiceRule.And(
+            [
+                ChoiceRule.IsPresent("$.plan.dedupeKey", True),
+                ChoiceRule.BooleanEquals("$.plan.dryRun", False),
+                ChoiceRule.BooleanEquals("$.plan.ignoreDuplicate", False),
+            ]
+        ),
+        record_delivery,
+    )
+    check_duplicate.default_choice(anything)
+    record_delivery.next(anything)
+
+    # Guards computed by the scenario.
+    guard_escalation = sdk.Pass(
+        "Detect: Refuse to act",
+        parameters={"cause.$": "$.plan.escalate.cause"},
+        result_path="$.escalation",
+    )
+    notify_guard = notify("Notify: Escalate without acting", "$.plan.notices.escalate")
+    guard_escalation.next(notify_guard)
+    notify_guard.next(escalated)
+    _tolerate_notify_failure(notify_guard, escalated)
+    safe = sdk.Choice("Detect: Safe to act?")
+    safe.add_choice(ChoiceRule.IsPresent("$.plan.escalate", True), guard_escalation)
+    anything.default_choice(safe)
+
+    # Kill switch.
+    kill_switch_on = outcome("Kill switch engaged", "no-action", {"reason": "kill-switch"})
+    notify_kill = notify("Notify: Kill switch engaged", "$.plan.notices.killSwitch")
+    notify_kill.next(kill_switch_on)
+    _tolerate_notify_failure(notify_kill, kill_switch_on)
+    read_switch = sdk.Task(
+        "Detect: Read kill switch",
+        resource=SSM_GET_PARAMETER,
+        parameters={"Name": KILL_SWITCH},
+        result_selector={"value.$": "$.Parameter.Value"},
+        result_path="$.killSwitch",
+    )
+    read_switch.add_retry(
+        sdk.Retry(
+            error_equals=["Ssm.ThrottlingException", "Ssm.InternalServerErrorException"],
+            interval_seconds=1,
+            max_attempts=4,
+            backoff_rate=2.0,
+        )
+    )
+    switch_missing = sdk.Pass(
+        "Detect: Kill switch not set", result={"value": "off"}, result_path="$.killSwitch"
+    )
+    read_switch.add_catch(
+        sdk.Catch(
+            error_equals=["Ssm.ParameterNotFoundException"],
+            next_step=switch_missing,
+            result_path="$.killSwitchError",
+        )
+    )
+    read_switch.add_catch(
+        sdk.Catch(error_equals=["States.ALL"], next_step=detect_failed, result_path="$.error")
+    )
+    safe.default_choice(read_switch)
+    engaged = sdk.Choice("Detect: Kill switch engaged?")
+    read_switch.next(engaged)
+    switch_missing.next(engaged)
+    engaged.add_choice(ChoiceRule.StringEquals("$.killSwitch.value", "on"), notify_kill)
+
+    # Announce, act.
+    announce = notify("Notify: Report detection", "$.plan.notices.detected")
+    engaged.default_choice(announce)
+    announce.next(p.act)
+    _tolerate_notify_failure(announce, p.act)
+
+    # Rollback chain (kept apart, entered by Catch).
+    notify_rollback = notify("Notify: Report rollback", "$.rollback.notice")
+    p.rollback_tail.next(notify_rollback)
+    notify_rollback.next(rolled_back)
+    _tolerate_notify_failure(notify_rollback, rolled_back)
+    notify_held = notify("Notify: Escalate after failure", "$.rollback.notice")
+    held = sdk.Pass(
+        "Rollback: Escalate", parameters={"cause.$": "$.rollback.cause"}, result_path="$.escalation"
+    )
+    notify_held.next(held)
+    held.next(escalated)
+    _tolerate_notify_failure(notify_held, held)
+    for state in p.rollback_escalate_from:
+        state.next(notify_held)
+    rollback_failed = _rollback_failed(p.scenario)
+    for task in p.rollback_tasks:
+        task.add_catch(
+            sdk.Catch(
+                error_equals=["States.ALL"], next_step=rollback_failed, result_path="$.rollbackError"
+            )
+        )
+    for task in [*p.act_tasks, *p.verify_tasks]:
+        task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=p.rollback, result_path="$.error"))
+    p.verify_gave_up.next(p.rollback)
+
+    # Dry run stops after the act phase.
+    dry_run_done = outcome("Dry run complete", "dry-run", {"actions.$": "$.act"})
+    notify_dry = notify("Notify: Dry-run report", "$.plan.notices.dryRun")
+    notify_dry.next(dry_run_done)
+    _tolerate_notify_failure(notify_dry, dry_run_done)
+    was_dry = sdk.Choice("Act: Dry run?")
+    was_dry.add_choice(ChoiceRule.BooleanEquals("$.plan.dryRun", True), notify_dry)
+    p.act_tail.next(was_dry)
+    was_dry.default_choice(p.verify)
+
+    # Verified.
+    mitigated = sdk.Pass(
+        "Mitigated",
+        parameters={
+            "outcome": "mitigated",
+            "scenario.$": "$.plan.scenario",
+            "summary.$": "$.verify.summary",
+        },
+    )
+    notify_done = notify("Notify: Report mitigation", "$.verify.notice")
+    p.verify_tail.next(notify_done)
+    notify_done.next(mitigated)
+    _tolerate_notify_failure(notify_done, mitigated)
+
+    graph = sdk.Graph(p.detect, comment=p.comment, timeout_seconds=p.timeout_seconds)
+    return graph.to_dict()
+
+
+def _rollback_failed(scenario: str) -> sdk.Pass:
+    """The chain a failing rollback step goes to: explain, notify, end ``Runbook.Escalated``."""
+    explain = sdk.Pass(
+        "Rollback: Explain failure",
+        parameters={
+            "cause.$": "States.Format('Rollback failed ({}): {}. The account may be partly "
+            "changed: check every resource named in the plan by hand.', "
+            "$.rollbackError.Error, $.rollbackError.Cause)",
+        },
+        result_path="$.escalation",
+    )
+    notice = sdk.Task(
+        "Notify: Rollback failed",
+        resource=SNS_PUBLISH,
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject": f"opsflow {scenario}: ROLLBACK FAILED, act now",
+            "Message.$": "$.escalation.cause",
+        },
+        result_path=None,
+    )
+    explain.next(notice)
+    final = sdk.Fail("Rollback failed", error="Runbook.Escalated", cause_path="$.escalation.cause")
+    notice.next(final)
+    _tolerate_notify_failure(notice, final)
+    return explain
