@@ -163,6 +163,21 @@ def test_load_reads_cloudformation_tags(tmp_path: Path) -> None:
     assert props["Nested"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Env"}, ""]}]}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="template._construct maps every tag to Fn::<Tag> except Ref; CloudFormation's "
+    "!Condition short form is {'Condition': name}, not {'Fn::Condition': name}",
+)
+def test_load_reads_condition_tag(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Conditions:\n  A: !Equals [x, x]\n  B: !And [!Condition A, !Equals [y, y]]\n",
+        encoding="utf-8",
+    )
+    conditions = cfn.load(path)["Conditions"]
+    assert conditions["B"] == {"Fn::And": [{"Condition": "A"}, {"Fn::Equals": ["y", "y"]}]}
+
+
 def test_load_reads_the_project_template() -> None:
     template = cfn.load()
     machine = template["Resources"]["HealthAbuseStateMachine"]["Properties"]

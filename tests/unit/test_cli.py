@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from opsflow import cli
@@ -290,3 +291,69 @@ def test_rerun_aws_redrive(
     assert cli.rerun_aws(EXECUTION_ARN, redrive=True, region=None, client=client) == 0
     out, _ = capsys.readouterr()
     assert out.startswith(f"redrove {EXECUTION_ARN} at ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "region"),
+    [
+        (["rerun", "--aws", EXECUTION_ARN, "--redrive"], "us-east-1"),
+        (["rerun", "--aws", EXECUTION_ARN, "--redrive", "--region", "eu-west-1"], "eu-west-1"),
+    ],
+)
+def test_rerun_aws_uses_the_arns_region_unless_told(
+    stepfunctions: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    region: str,
+) -> None:
+    client, stub = stepfunctions
+    regions: list[str | None] = []
+
+    def fake_client(service: str, region_name: str | None = None, **_: Any) -> Any:
+        assert service == "stepfunctions"
+        regions.append(region_name)
+        return client
+
+    monkeypatch.setattr(boto3, "client", fake_client)
+    stub.add_response("redrive_execution", {"redriveDate": STARTED}, {"executionArn": EXECUTION_ARN})
+    assert cli.main(argv) == 0
+    assert regions == [region]
+    assert capsys.readouterr().out.startswith(f"redrove {EXECUTION_ARN}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="cmd_rerun parses the saved run record without a guard: a truncated record "
+    "escapes main() as a JSONDecodeError traceback instead of exit 2",
+)
+def test_rerun_corrupt_saved_run_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cli, "RUNS", tmp_path)
+    (tmp_path / "broken.json").write_text('{"run_id": "broken", "scen', encoding="utf-8")
+    assert "broken" in usage_error(capsys, ["rerun", "broken"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ClientError,
+    reason="rerun_aws lets botocore errors escape main(): an execution ARN that does not "
+    "exist gives a traceback instead of exit 2 with one line on stderr",
+)
+def test_rerun_aws_unknown_execution_is_a_usage_error(
+    stepfunctions: tuple[Any, Stubber],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, stub = stepfunctions
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: client)
+    stub.add_client_error(
+        "describe_execution",
+        service_error_code="ExecutionDoesNotExist",
+        service_message=f"Execution Does Not Exist: '{EXECUTION_ARN}'",
+        http_status_code=400,
+        expected_params={"executionArn": EXECUTION_ARN},
+    )
+    assert "ExecutionDoesNotExist" in usage_error(capsys, ["rerun", "--aws", EXECUTION_ARN])

@@ -158,6 +158,12 @@ def test_iso_datetimes_reaches_nested_values() -> None:
 
 
 # ------------------------------------------------------------------------- (c) service names
+def test_service_name_map_goes_from_unknown_names_to_boto3_names() -> None:
+    available = set(boto3.session.Session().get_available_services())
+    assert set(cures.SERVICE_NAMES).isdisjoint(available)
+    assert set(cures.SERVICE_NAMES.values()) <= available
+
+
 def test_elasticloadbalancingv2_service_name_maps_to_elbv2(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]

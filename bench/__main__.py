@@ -1,0 +1,68 @@
+"""``make bench``: speed and cost of the local runbooks, and forecast accuracy, in one run.
+
+Numbers are printed, never asserted: these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 5
+
+CASES = [
+    ("health-abuse", "events/health-abuse/dos-report-arn.json", "mitigated, 3 instances"),
+    ("health-abuse", "events/health-abuse/dos-report-unknown.json", "no-action"),
+]
+
+
+def bench_runbooks() -> None:
+    from opsflow.engine.runner import LocalEngine
+
+    print(f"Local executions ({RUNS} runs each, fresh emulated account per run)")
+    header = (
+        f"{'scenario':<14} {'case':<24} {'median s':>9} {'min s':>7} {'setup s':>8} "
+        f"{'transitions':>11} {'virtual s':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for scenario, path, label in CASES:
+        event = json.loads((ROOT / path).read_text())
+        walls, setups, transitions, virtual = [], [], set(), set()
+        for _ in range(RUNS):
+            start = time.perf_counter()
+            with LocalEngine(scenarios=[scenario]) as engine:
+                setups.append(time.perf_counter() - start)
+                begin = time.perf_counter()
+                execution = engine.run(scenario, event)
+                walls.append(time.perf_counter() - begin)
+            transitions.add(execution.transitions)
+            virtual.add(execution.virtual_seconds)
+        print(
+            f"{scenario:<14} {label:<24} {statistics.median(walls):>9.3f} {min(walls):>7.3f} "
+            f"{statistics.median(setups):>8.3f} {'/'.join(map(str, sorted(transitions))):>11} "
+            f"{'/'.join(f'{v:.0f}' for v in sorted(virtual)):>10}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak:.0f} MiB")
+    print(
+        "transitions = states entered (the Standard-workflow price driver, $0.025 per 1,000); "
+        "virtual s = event to final state on the virtual clock."
+    )
+
+
+def main() -> int:
+    bench_runbooks()
+    print()
+    from bench import forecast_backtest
+
+    return forecast_backtest.main([])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
