@@ -239,12 +239,16 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     path = RUNS / f"{args.run_id}.json"
     if not path.is_file():
         raise UsageError(f"no saved run {args.run_id!r} in {RUNS.relative_to(ROOT)}")
-    record = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        scenario, event = _scenario(record["scenario"]), record["input"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"saved run {args.run_id!r} is unreadable: {error}") from None
     args.fault = args.fault or record.get("faults", [])
     args.param = args.param or [f"{k}={v}" for k, v in record.get("parameters", {}).items()]
-    event = _with_dry_run(record["input"], args.dry_run)
-    with _engine(args, [record["scenario"]]) as engine:
-        return _execute(args, engine, [(record["scenario"], event)], None)
+    event = _with_dry_run(event, args.dry_run)
+    with _engine(args, [scenario]) as engine:
+        return _execute(args, engine, [(scenario, event)], None)
 
 
 def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any = None) -> int:
@@ -252,6 +256,17 @@ def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any
     parts = execution_arn.split(":")
     if len(parts) < 8 or parts[2] != "states" or parts[5] != "execution":
         raise UsageError(f"not a Step Functions execution ARN: {execution_arn}")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _rerun_aws(execution_arn, parts, redrive, region, client)
+    except (ClientError, BotoCoreError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _rerun_aws(
+    execution_arn: str, parts: list[str], redrive: bool, region: str | None, client: Any
+) -> int:
     if client is None:
         import boto3
 

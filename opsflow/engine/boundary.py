@@ -7,6 +7,7 @@ world's time-dependent behaviour, and a record of the notifications sent.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -67,6 +68,16 @@ class Fault:
         return self.count is None or self.seen <= self.count
 
 
+@functools.lru_cache(maxsize=1)
+def _services() -> frozenset[str]:
+    return frozenset(botocore.session.get_session().get_available_services())
+
+
+@functools.lru_cache(maxsize=64)
+def _operations(service: str) -> frozenset[str]:
+    return frozenset(botocore.session.get_session().get_service_model(service).operation_names)
+
+
 def parse_fault(spec: str) -> Fault:
     """``ec2:StopInstances=RequestLimitExceeded*2`` → a :class:`Fault` (checked against botocore)."""
     match = FAULT_RE.match(spec.strip())
@@ -76,11 +87,9 @@ def parse_fault(spec: str) -> Fault:
             "e.g. ec2:StopInstances=RequestLimitExceeded*2"
         )
     service, operation = match.group("service"), match.group("operation")
-    session = botocore.session.get_session()
-    if service not in session.get_available_services():
+    if service not in _services():
         raise FaultSpecError(f"bad fault {spec!r}: unknown service {service!r}")
-    model = session.get_service_model(service)
-    if operation not in model.operation_names:
+    if operation not in _operations(service):
         raise FaultSpecError(f"bad fault {spec!r}: {service} has no operation {operation!r}")
     count = match.group("count")
     return Fault(service, operation, match.group("code"), int(count) if count else None)

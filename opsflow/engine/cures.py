@@ -123,6 +123,19 @@ def _virtual_time() -> None:
     # same run always reports the same virtual time.
     jitter_strategy_decl.random = SimpleNamespace(uniform=lambda low, high: (low + high) / 2)
     event_manager.EventManager._get_current_timestamp = staticmethod(CLOCK.now)
+    # Wait Timestamp/TimestampPath compare with the virtual clock (as naive UTC, as moto parses).
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp
+
+    def _get_wait_seconds(self: Any, env: Any) -> int:
+        self.string.eval(env=env)
+        text = env.stack.pop()
+        when = self._from_timestamp_string(timestamp=text)
+        if when is None:
+            raise timestamp.FailureEventException(self._create_failure_event(env, text))
+        now = CLOCK.now().replace(tzinfo=None)
+        return int((when.replace(tzinfo=None) - now).total_seconds())
+
+    timestamp.Timestamp._get_wait_seconds = _get_wait_seconds
 
 
 def _quiet() -> None:

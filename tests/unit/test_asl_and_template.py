@@ -100,7 +100,11 @@ def test_no_scenario_uses_the_deprecated_map_fields(scenario: str) -> None:
 
 def test_fail_accepts_cause_path() -> None:
     state = sdk.Fail("Stop", error="Runbook.Escalated", cause_path="$.escalation.cause").to_dict()
-    assert state == {"Type": "Fail", "Error": "Runbook.Escalated", "CausePath": "$.escalation.cause"}
+    assert state == {
+        "Type": "Fail",
+        "Error": "Runbook.Escalated",
+        "CausePath": "$.escalation.cause",
+    }
 
 
 def test_fail_accepts_error_path() -> None:
@@ -122,8 +126,11 @@ def test_retry_accepts_max_delay_and_jitter() -> None:
 
 
 def test_task_accepts_result_selector() -> None:
-    state = sdk.Task("T", resource="arn:aws:states:::aws-sdk:ec2:describeInstances",
-                     result_selector={"ids.$": "$..InstanceId"}).to_dict()
+    state = sdk.Task(
+        "T",
+        resource="arn:aws:states:::aws-sdk:ec2:describeInstances",
+        result_selector={"ids.$": "$..InstanceId"},
+    ).to_dict()
     assert state["ResultSelector"] == {"ids.$": "$..InstanceId"}
 
 
@@ -163,11 +170,6 @@ def test_load_reads_cloudformation_tags(tmp_path: Path) -> None:
     assert props["Nested"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "Env"}, ""]}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="template._construct maps every tag to Fn::<Tag> except Ref; CloudFormation's "
-    "!Condition short form is {'Condition': name}, not {'Fn::Condition': name}",
-)
 def test_load_reads_condition_tag(tmp_path: Path) -> None:
     path = tmp_path / "template.yaml"
     path.write_text(
@@ -197,7 +199,11 @@ def test_parameter_defaults_split_comma_delimited_lists() -> None:
             "Empty": {"Type": "String"},
         }
     }
-    assert cfn.parameter_defaults(template) == {"Codes": ["A", "B", "C"], "Count": "10", "Empty": ""}
+    assert cfn.parameter_defaults(template) == {
+        "Codes": ["A", "B", "C"],
+        "Count": "10",
+        "Empty": "",
+    }
 
 
 # ------------------------------------------------------------------------- Resolver
@@ -230,14 +236,18 @@ def resolver() -> Resolver:
         ({"Fn::Split": [",", {"Fn::Join": [",", {"Ref": "Regions"}]}]}, ["us-east-1", "eu-west-1"]),
         ({"Fn::Select": [1, {"Fn::Split": [",", "a,b,c"]}]}, "b"),
         ({"Fn::Select": ["0", {"Ref": "Regions"}]}, "us-east-1"),
-        ({"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:t"},
-         "arn:aws:sns:eu-west-1:123456789012:t"),
+        (
+            {"Fn::Sub": "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:t"},
+            "arn:aws:sns:eu-west-1:123456789012:t",
+        ),
         ({"Fn::Sub": "${Env}/${Topic}/${Function.Arn}"}, "prod/physical-Topic/Function/Arn"),
         ({"Fn::Sub": "${Regions}"}, "us-east-1,eu-west-1"),
         ({"Fn::Sub": "${!Literal} ${Env}"}, "${Literal} prod"),
         ({"Fn::Sub": ["${Name}-${Env}", {"Name": {"Ref": "AWS::Region"}}]}, "eu-west-1-prod"),
-        ({"Key": {"Ref": "Env"}, "List": [{"Ref": "AWS::Partition"}, "x"]},
-         {"Key": "prod", "List": ["aws", "x"]}),
+        (
+            {"Key": {"Ref": "Env"}, "List": [{"Ref": "AWS::Partition"}, "x"]},
+            {"Key": "prod", "List": ["aws", "x"]},
+        ),
         ("plain", "plain"),
         (7, 7),
     ],
@@ -267,7 +277,9 @@ def test_resolve_substitutions_of_the_project_template(resolver: Resolver) -> No
 def _machine_substitutions(template: dict[str, Any]) -> dict[str, Any]:
     machines = cfn.resources_of_type(template, "AWS::Serverless::StateMachine")
     assert machines
-    return {logical: spec["Properties"]["DefinitionSubstitutions"] for logical, spec in machines.items()}
+    return {
+        logical: spec["Properties"]["DefinitionSubstitutions"] for logical, spec in machines.items()
+    }
 
 
 def test_project_substitutions_are_complete_and_all_used() -> None:

@@ -90,7 +90,9 @@ def activate(aws: None) -> Iterator[Activate]:
 @pytest.fixture
 def instance_id(aws: None) -> str:
     ec2 = boto3.client("ec2", region_name=REGION)
-    return str(ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
+    return str(
+        ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    )
 
 
 def error_code(error: ClientError) -> str:
@@ -98,10 +100,11 @@ def error_code(error: ClientError) -> str:
 
 
 # ------------------------------------------------------------------------- fault injection
+# Faults are built directly: parse_fault (tested above) loads botocore models on every call.
 def test_counted_fault_fails_exactly_n_times_then_succeeds(
     activate: Activate, instance_id: str
 ) -> None:
-    active = activate(Boundary(faults=[parse_fault("ec2:StopInstances=RequestLimitExceeded*2")]))
+    active = activate(Boundary(faults=[Fault("ec2", "StopInstances", "RequestLimitExceeded", 2)]))
     ec2 = boto3.client("ec2", region_name=REGION)
     for _ in range(2):
         with pytest.raises(ClientError) as error:
@@ -115,7 +118,7 @@ def test_counted_fault_fails_exactly_n_times_then_succeeds(
 
 
 def test_permanent_fault_fails_every_time(activate: Activate, instance_id: str) -> None:
-    activate(Boundary(faults=[parse_fault("ec2:StopInstances=UnauthorizedOperation")]))
+    activate(Boundary(faults=[Fault("ec2", "StopInstances", "UnauthorizedOperation", None)]))
     ec2 = boto3.client("ec2", region_name=REGION)
     for _ in range(5):
         with pytest.raises(ClientError) as error:
@@ -126,14 +129,14 @@ def test_permanent_fault_fails_every_time(activate: Activate, instance_id: str) 
 
 
 def test_fault_touches_only_its_operation(activate: Activate, instance_id: str) -> None:
-    activate(Boundary(faults=[parse_fault("ec2:StopInstances=UnauthorizedOperation")]))
+    activate(Boundary(faults=[Fault("ec2", "StopInstances", "UnauthorizedOperation", None)]))
     ec2 = boto3.client("ec2", region_name=REGION)
     described = ec2.describe_instances(InstanceIds=[instance_id])
     assert described["Reservations"][0]["Instances"][0]["InstanceId"] == instance_id
 
 
 def test_modeled_error_code_raises_the_modeled_exception(activate: Activate) -> None:
-    activate(Boundary(faults=[parse_fault("ssm:GetParameter=ParameterNotFound*1")]))
+    activate(Boundary(faults=[Fault("ssm", "GetParameter", "ParameterNotFound", 1)]))
     ssm = boto3.client("ssm", region_name=REGION)
     ssm.put_parameter(Name="/opsflow/boundary", Value="off", Type="String")
     with pytest.raises(ssm.exceptions.ParameterNotFound):
@@ -144,14 +147,16 @@ def test_modeled_error_code_raises_the_modeled_exception(activate: Activate) -> 
 def test_hang_fault_lets_the_call_through_and_records_it(
     activate: Activate, instance_id: str
 ) -> None:
-    active = activate(Boundary(faults=[parse_fault("ec2:StopInstances=Hang")]))
+    active = activate(Boundary(faults=[Fault("ec2", "StopInstances", "Hang", None)]))
     ec2 = boto3.client("ec2", region_name=REGION)
     ec2.stop_instances(InstanceIds=[instance_id])
     assert active.hangs == {("ec2", "StopInstances")}
 
 
 def test_deactivate_removes_the_faults(aws: None, instance_id: str) -> None:
-    boundary.activate(Boundary(faults=[parse_fault("ec2:StopInstances=UnauthorizedOperation")]))
+    boundary.activate(
+        Boundary(faults=[Fault("ec2", "StopInstances", "UnauthorizedOperation", None)])
+    )
     boundary.deactivate()
     ec2 = boto3.client("ec2", region_name=REGION)
     assert ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
@@ -219,10 +224,15 @@ def test_lambda_invoke_of_unknown_function_is_resource_not_found(activate: Activ
 
 def test_lambda_fault_applies_before_the_handler(activate: Activate) -> None:
     calls: list[Any] = []
+
+    def handler(payload: Any) -> str:
+        calls.append(payload)
+        return "ok"
+
     activate(
         Boundary(
-            faults=[parse_fault("lambda:Invoke=TooManyRequestsException*1")],
-            lambdas={"opsflow-Echo": lambda payload: calls.append(payload) or "ok"},
+            faults=[Fault("lambda", "Invoke", "TooManyRequestsException", 1)],
+            lambdas={"opsflow-Echo": handler},
         )
     )
     client = boto3.client("lambda", region_name=REGION)
@@ -257,7 +267,9 @@ def test_sns_publish_structure_falls_back_to_default(activate: Activate) -> None
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name="opsflow-default")["TopicArn"]
     sns.publish(TopicArn=topic, Message=json.dumps({"default": "only"}), MessageStructure="json")
-    assert active.notifications == [Notification(target=topic, subject="", message="only", sms="only")]
+    assert active.notifications == [
+        Notification(target=topic, subject="", message="only", sms="only")
+    ]
 
 
 def test_plain_sns_publish_is_recorded_as_is(activate: Activate) -> None:
@@ -271,7 +283,7 @@ def test_plain_sns_publish_is_recorded_as_is(activate: Activate) -> None:
 
 
 def test_failed_publish_is_not_recorded(activate: Activate) -> None:
-    active = activate(Boundary(faults=[parse_fault("sns:Publish=InternalError*1")]))
+    active = activate(Boundary(faults=[Fault("sns", "Publish", "InternalError", 1)]))
     sns = boto3.client("sns", region_name=REGION)
     topic = sns.create_topic(Name="opsflow-faulty")["TopicArn"]
     with pytest.raises(ClientError):

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
 from opsflow import cli
@@ -194,9 +193,15 @@ class Matches:
     __hash__ = None  # type: ignore[assignment]
 
 
+@pytest.fixture(scope="module")
+def session() -> boto3.session.Session:
+    """One session for the module: botocore loads the service model once."""
+    return boto3.session.Session()
+
+
 @pytest.fixture
-def stepfunctions() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.session.Session().client(
+def stepfunctions(session: boto3.session.Session) -> Iterator[tuple[Any, Stubber]]:
+    client = session.client(
         "stepfunctions",
         aws_access_key_id="x",
         aws_secret_access_key="x",
@@ -254,7 +259,9 @@ def test_rerun_aws_keeps_existing_overrides(
         {
             "stateMachineArn": STATE_MACHINE_ARN,
             "name": ANY,
-            "input": JsonEqual({"detail": {}, "opsflow": {"dryRun": True, "ignoreDuplicate": True}}),
+            "input": JsonEqual(
+                {"detail": {}, "opsflow": {"dryRun": True, "ignoreDuplicate": True}}
+            ),
         },
     )
     assert cli.rerun_aws(EXECUTION_ARN, redrive=False, region=None, client=client) == 0
@@ -316,18 +323,14 @@ def test_rerun_aws_uses_the_arns_region_unless_told(
         return client
 
     monkeypatch.setattr(boto3, "client", fake_client)
-    stub.add_response("redrive_execution", {"redriveDate": STARTED}, {"executionArn": EXECUTION_ARN})
+    stub.add_response(
+        "redrive_execution", {"redriveDate": STARTED}, {"executionArn": EXECUTION_ARN}
+    )
     assert cli.main(argv) == 0
     assert regions == [region]
     assert capsys.readouterr().out.startswith(f"redrove {EXECUTION_ARN}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="cmd_rerun parses the saved run record without a guard: a truncated record "
-    "escapes main() as a JSONDecodeError traceback instead of exit 2",
-)
 def test_rerun_corrupt_saved_run_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -336,12 +339,6 @@ def test_rerun_corrupt_saved_run_is_a_usage_error(
     assert "broken" in usage_error(capsys, ["rerun", "broken"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ClientError,
-    reason="rerun_aws lets botocore errors escape main(): an execution ARN that does not "
-    "exist gives a traceback instead of exit 2 with one line on stderr",
-)
 def test_rerun_aws_unknown_execution_is_a_usage_error(
     stepfunctions: tuple[Any, Stubber],
     capsys: pytest.CaptureFixture[str],

@@ -1,4 +1,4 @@
-"""One test per cure in ``opsflow.engine.cures``, each running a tiny state machine on moto.
+"""One test per cure in ``opsflow.engine.cures``, run on moto with its interpreter switched on.
 
 moto's version is pinned because every cure patches its internals; after an upgrade these tests
 show which cures still work (and, by removing a cure, whether it is still needed).
@@ -20,6 +20,7 @@ import pytest
 from moto import mock_aws
 
 from opsflow.engine import cures
+from opsflow.engine.clock import DEFAULT_START
 
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/opsflow-test"
@@ -235,6 +236,7 @@ def test_wait_and_retry_run_on_virtual_time(aws: None) -> None:
     assert cures.CLOCK.elapsed() == pytest.approx(3600 + 100 + 200)
     stamps = [event["timestamp"] for event in result.history]
     assert stamps == sorted(stamps)
+    assert stamps[0] == DEFAULT_START
     assert stamps[-1] - stamps[0] >= timedelta(seconds=3600)
 
 
@@ -243,7 +245,9 @@ def test_replacing_an_attached_interfaces_groups_shows_only_the_new_ones(aws: No
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    launch = ec2.create_security_group(GroupName="launch", Description="launch", VpcId=vpc)["GroupId"]
+    launch = ec2.create_security_group(GroupName="launch", Description="launch", VpcId=vpc)[
+        "GroupId"
+    ]
     isolation = ec2.create_security_group(GroupName="isolation", Description="iso", VpcId=vpc)[
         "GroupId"
     ]
@@ -300,7 +304,8 @@ def test_full_jitter_is_deterministic(aws: None) -> None:
 # ------------------------------------------------------------------------- Wait Timestamp in UTC
 def test_process_runs_in_utc_so_wait_timestamp_is_not_shifted(aws: None) -> None:
     assert os.environ["TZ"] == "UTC"
-    target = datetime.now(UTC) + timedelta(hours=1)
+    cures.CLOCK.reset()
+    target = cures.CLOCK.now().astimezone(UTC) + timedelta(hours=1)
     definition = {
         "StartAt": "Until",
         "States": {
@@ -314,6 +319,17 @@ def test_process_runs_in_utc_so_wait_timestamp_is_not_shifted(aws: None) -> None
     cures.CLOCK.reset()
     assert run(definition).status == "SUCCEEDED"
     assert 3590 <= cures.CLOCK.elapsed() <= 3600
+
+
+def test_wait_timestamp_follows_the_virtual_clock(aws: None) -> None:
+    until = (DEFAULT_START + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    definition = {
+        "StartAt": "Until",
+        "States": {"Until": {"Type": "Wait", "TimestampPath": "$.until", "End": True}},
+    }
+    cures.CLOCK.reset()
+    assert run(definition, {"until": until}).status == "SUCCEEDED"
+    assert cures.CLOCK.elapsed() == pytest.approx(3600)
 
 
 # ------------------------------------------------------------------------- history hook
