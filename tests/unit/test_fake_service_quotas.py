@@ -67,7 +67,7 @@ def assert_matches_shape(value: Any, shape: Shape, path: str) -> None:
         expected = _PYTHON_TYPES[kind]
         assert isinstance(value, expected), f"{path}: {value!r} is not a {kind}"
         assert not (kind in ("integer", "long") and isinstance(value, bool)), path
-        if kind == "timestamp":
+        if isinstance(value, datetime):
             assert value.tzinfo is not None, f"{path}: naive datetime"
         enum = getattr(shape, "enum", None)
         if enum:
@@ -103,7 +103,9 @@ class World:
             self.clients[region] = boto3.client("service-quotas", region_name=region)
         return self.clients[region]
 
-    def request(self, code: str, value: float, region: str = REGION, **extra: Any) -> dict[str, Any]:
+    def request(
+        self, code: str, value: float, region: str = REGION, **extra: Any
+    ) -> dict[str, Any]:
         response = self.call(
             "request_service_quota_increase",
             region,
@@ -420,7 +422,9 @@ def test_concurrent_requests(world: World) -> None:
     def ask(code: str) -> None:
         try:
             client = boto3.client("service-quotas", region_name=REGION)
-            client.request_service_quota_increase(ServiceCode="ebs", QuotaCode=code, DesiredValue=1e3)
+            client.request_service_quota_increase(
+                ServiceCode="ebs", QuotaCode=code, DesiredValue=1e3
+            )
         except BaseException as exc:  # collected and asserted on below
             errors.append(exc)
 

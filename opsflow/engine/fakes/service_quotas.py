@@ -348,9 +348,7 @@ class ServiceQuotasFake:
         code = self._quota_code(params)
         return self._history(params, region, now, lambda r: r.quota_code == code)
 
-    def _list_history(
-        self, params: dict[str, Any], region: str, now: datetime
-    ) -> dict[str, Any]:
+    def _list_history(self, params: dict[str, Any], region: str, now: datetime) -> dict[str, Any]:
         if "ServiceCode" in params:
             self._service_code(params["ServiceCode"])
         return self._history(params, region, now, lambda r: True)
@@ -379,7 +377,9 @@ class ServiceQuotasFake:
             described = [item for item in described if item["Status"] == wanted]
         return self._page("RequestedQuotas", described, params)
 
-    def _page(self, key: str, items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    def _page(
+        self, key: str, items: list[dict[str, Any]], params: dict[str, Any]
+    ) -> dict[str, Any]:
         size = params.get("MaxResults", DEFAULT_PAGE_SIZE)
         if not 1 <= size <= 100:
             raise _error("IllegalArgumentException", f"MaxResults {size} is not in 1..100.")
@@ -467,7 +467,9 @@ class ServiceQuotasFake:
         shape = service_model().operation_model(operation).input_shape
         report = ParamValidator().validate(params, shape)
         if report.has_errors():
-            raise _error("IllegalArgumentException", "; ".join(report.generate_report().splitlines()))
+            raise _error(
+                "IllegalArgumentException", "; ".join(report.generate_report().splitlines())
+            )
 
     @staticmethod
     def _service_code(code: str) -> None:
