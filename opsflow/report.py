@@ -85,6 +85,10 @@ def verdict(execution: Execution) -> str:
 
 def print_summary(execution: Execution, out: TextIO = sys.stdout, colour: bool = False) -> None:
     if execution.notifications:
+        first = execution.notifications[0]
+        out.write("\n  First notification, in full\n")
+        for line in first["message"].splitlines():
+            out.write(f"    | {line}\n")
         out.write("\n  Notifications\n")
         for n in execution.notifications:
             out.write(f"    → {n['subject']}\n")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workflows import health_abuse
+from workflows import ebs_quota_forecast, health_abuse
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,17 @@ SCENARIOS: dict[str, Scenario] = {
             rollback="restore each touched instance's recorded before-state, or hold; escalate",
             sample_event="events/health-abuse/dos-report-arn.json",
             definition=health_abuse.definition,
+        ),
+        Scenario(
+            id=ebs_quota_forecast.SCENARIO,
+            title="EBS usage forecast → Service Quotas increase",
+            state_machine="EbsQuotaForecastStateMachine",
+            trigger="daily schedule, and the `AWS_SERVICEQUOTAS_THRESHOLD_BREACH` Health event for EBS",
+            act="EBS census across regions, forecast, request a quota increase before the threshold",
+            verify="request accepted (`PENDING`/`CASE_OPENED`/`APPROVED`)",
+            rollback="nothing can be withdrawn: escalate with the exact requests",
+            sample_event="events/ebs-quota-forecast/daily-schedule.json",
+            definition=ebs_quota_forecast.definition,
         ),
     ]
 }

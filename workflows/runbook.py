@@ -75,6 +75,7 @@ def lambda_task(
     payload: dict[str, Any],
     result_path: str | None,
     comment: str | None = None,
+    output_path: str | None = None,
 ) -> sdk.Task:
     """A Lambda task whose result is the function's own return value.
 
@@ -87,6 +88,8 @@ def lambda_task(
         result_path=result_path,
         comment=comment,
     )
+    if output_path is not None:
+        task.fields["output_path"] = output_path
     for retry in standard_retries():
         task.add_retry(retry)
     return task
@@ -145,7 +148,8 @@ class Phases:
     ``verify_gave_up``: a state of the verify chain that ends it unsuccessfully (the skeleton
     sends it to rollback). ``rollback``/``rollback_tail``: the compensation chain, which leaves
     ``$.rollback.cause`` and ``$.rollback.notice``; ``rollback_escalate_from``: states of the
-    rollback chain that end the run ``Runbook.Escalated`` instead (e.g. a "hold" mode).
+    rollback chain that end the run ``Runbook.Escalated`` instead (e.g. a "hold" mode, or a
+    scenario whose acts cannot be undone: its ``rollback_tail`` is None).
     """
 
     scenario: str
@@ -161,7 +165,7 @@ class Phases:
     verify_tasks: list[sdk.Task]
     verify_gave_up: Any
     rollback: Any
-    rollback_tail: Any
+    rollback_tail: Any | None
     rollback_tasks: list[sdk.Task]
     rollback_escalate_from: list[Any]
     timeout_seconds: int = 3600
@@ -336,10 +340,11 @@ def build(p: Phases) -> dict[str, Any]:
     _tolerate_notify_failure(announce, p.act)
 
     # Rollback chain (kept apart, entered by Catch).
-    notify_rollback = notify("Notify: Report rollback", "$.rollback.notice")
-    p.rollback_tail.next(notify_rollback)
-    notify_rollback.next(rolled_back)
-    _tolerate_notify_failure(notify_rollback, rolled_back)
+    if p.rollback_tail is not None:
+        notify_rollback = notify("Notify: Report rollback", "$.rollback.notice")
+        p.rollback_tail.next(notify_rollback)
+        notify_rollback.next(rolled_back)
+        _tolerate_notify_failure(notify_rollback, rolled_back)
     notify_held = notify("Notify: Escalate after failure", "$.rollback.notice")
     held = sdk.Pass(
         "Rollback: Escalate", parameters={"cause.$": "$.rollback.cause"}, result_path="$.escalation"

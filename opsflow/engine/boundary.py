@@ -24,7 +24,7 @@ from botocore.response import StreamingBody
 from opsflow.engine.errors import AwsError
 
 FAULT_RE = re.compile(
-    r"^(?P<service>[a-z0-9-]+):(?P<operation>[A-Z][A-Za-z0-9]+)=(?P<code>[A-Za-z][A-Za-z0-9.]*)"
+    r"^(?P<service>[a-z0-9-]+)(?:@(?P<region>[a-z]{2}(?:-[a-z]+)+-\d))?:(?P<operation>[A-Z][A-Za-z0-9]+)=(?P<code>[A-Za-z][A-Za-z0-9.]*)"
     r"(?:\*(?P<count>[1-9][0-9]*))?$"
 )
 HANG = "Hang"
@@ -56,12 +56,15 @@ class Fault:
     code: str
     count: int | None
     """Fail this many times, then succeed; ``None``: always."""
+    region: str | None = None
+    """Only calls to this region (``ec2@eu-west-1:DescribeVolumes=...``); ``None``: every region."""
     seen: int = 0
 
     @property
     def spec(self) -> str:
         tail = f"*{self.count}" if self.count is not None else ""
-        return f"{self.service}:{self.operation}={self.code}{tail}"
+        where = f"@{self.region}" if self.region else ""
+        return f"{self.service}{where}:{self.operation}={self.code}{tail}"
 
     def fires(self) -> bool:
         self.seen += 1
@@ -83,7 +86,7 @@ def parse_fault(spec: str) -> Fault:
     match = FAULT_RE.match(spec.strip())
     if not match:
         raise FaultSpecError(
-            f"bad fault {spec!r}: expected SERVICE:Operation=ErrorCode[*N], "
+            f"bad fault {spec!r}: expected SERVICE[@REGION]:Operation=ErrorCode[*N], "
             "e.g. ec2:StopInstances=RequestLimitExceeded*2"
         )
     service, operation = match.group("service"), match.group("operation")
@@ -92,7 +95,9 @@ def parse_fault(spec: str) -> Fault:
     if operation not in _operations(service):
         raise FaultSpecError(f"bad fault {spec!r}: {service} has no operation {operation!r}")
     count = match.group("count")
-    return Fault(service, operation, match.group("code"), int(count) if count else None)
+    return Fault(
+        service, operation, match.group("code"), int(count) if count else None, match.group("region")
+    )
 
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
@@ -121,10 +126,15 @@ class Boundary:
     hangs: set[tuple[str, str]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fault_for(self, service: str, operation: str) -> Fault | None:
+    def fault_for(self, service: str, operation: str, region: str | None = None) -> Fault | None:
         with self.lock:
             for fault in self.faults:
-                if fault.service == service and fault.operation == operation and fault.fires():
+                if (
+                    fault.service == service
+                    and fault.operation == operation
+                    and fault.region in (None, region)
+                    and fault.fires()
+                ):
                     return fault
         return None
 
@@ -213,7 +223,7 @@ def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
         boundary.calls.append((service, operation_name, region))
     for hook in boundary.before_call:
         hook(service, operation_name, api_params)
-    fault = boundary.fault_for(service, operation_name)
+    fault = boundary.fault_for(service, operation_name, region)
     error: tuple[_Http, dict[str, Any]] | None = None
     if fault is not None and fault.code == HANG:
         with boundary.lock:

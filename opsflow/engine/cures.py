@@ -163,6 +163,37 @@ def _history_hook() -> None:
     event_manager.EventManager._publish_history_event = _publish_history_event
 
 
+def flatten_event(node: Any, prefix: str = "", result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """EventBridge's view of an event: nested keys joined with dots, and arrays of objects
+    flattened, so ``{"a": [{"b": 1}, {"b": 2}]}`` gives ``a.b = [1, 2]``."""
+    result = {} if result is None else result
+    if not isinstance(node, dict):
+        return result
+    for key, value in node.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            flatten_event(value, path, result)
+        elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+            for item in value:
+                parts = flatten_event(item, path) if isinstance(item, dict) else {path: item}
+                for sub, sub_value in parts.items():
+                    bucket = result.setdefault(sub, [])
+                    if not isinstance(bucket, list):
+                        bucket = result[sub] = [bucket]
+                    bucket.extend(sub_value if isinstance(sub_value, list) else [sub_value])
+        else:
+            result[path] = value
+    return result
+
+
+def _cure_event_arrays() -> None:
+    """moto's pattern matcher does not look inside arrays of objects; EventBridge does (e.g.
+    ``detail.affectedEntities.entityValue`` of AWS Health events)."""
+    from moto.events.models import EventPattern
+
+    EventPattern._flatten_dict = staticmethod(flatten_event)
+
+
 def _cache_parse_trees() -> None:
     """Speed, not a defect: moto parses the definition with ANTLR at create and again at every
     start (hundreds of ms for a runbook-sized definition). The parse tree depends only on the
@@ -207,6 +238,7 @@ def install() -> VirtualClock:
             _quiet()
             _history_hook()
             _cache_parse_trees()
+            _cure_event_arrays()
             _virtual_time()
             _installed = True
     return CLOCK

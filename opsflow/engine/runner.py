@@ -24,6 +24,7 @@ from typing import Any
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
 from opsflow.engine import cures, dynamics, observe, worlds
+from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
 
 ROOT = cfn.ROOT
@@ -35,6 +36,7 @@ LOCAL_PARAMETERS = {
     "AlertEmail": "oncall@example.com",
     "AlertPhoneNumber": "+15555550100",
     "InstanceRegions": "us-east-1,eu-west-1",
+    "QuotaRegions": "us-east-1,eu-west-1,ap-southeast-2",
 }
 """Local runs act for real on the disposable emulated account (``--dry-run`` turns it back on),
 and subscribe both notification channels so every notice shows."""
@@ -178,10 +180,11 @@ class LocalEngine:
         from runbook_kit import aws as lambda_aws
 
         lambda_aws.reset_clients()
-        self.boundary = api.Boundary(faults=self.faults)
+        self.fakes = {"service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT)}
+        self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
         self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
         for scenario in self.scenarios:
-            self.world[scenario] = worlds.BUILDERS[scenario]()
+            self.world[scenario] = worlds.BUILDERS[scenario](self)
         self._deploy()
         api.activate(self.boundary)
         dynamics.activate(self.dynamics)
@@ -316,6 +319,15 @@ class LocalEngine:
                 if event["Type"] == "EventBridgeRule":
                     pattern = resolver.resolve(event["Properties"]["Pattern"])
                     self.rules.append(Rule(rule_name, scenario, pattern, arn))
+                elif event["Type"] in ("Schedule", "ScheduleV2"):
+                    # A scheduled rule fires a "Scheduled Event" naming the rule.
+                    rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/opsflow-{rule_name}"
+                    pattern = {
+                        "source": ["aws.events"],
+                        "detail-type": ["Scheduled Event"],
+                        "resources": [rule_arn],
+                    }
+                    self.rules.append(Rule(rule_name, scenario, pattern, arn))
 
     # ------------------------------------------------------------------ runs
     def regions(self, scenario: str) -> list[str]:
@@ -324,7 +336,12 @@ class LocalEngine:
     def observe(self) -> dict[observe.Key, Any]:
         regions = sorted({r for s in self.scenarios for r in self.regions(s)})
         with api.bypass():
-            return observe.snapshot(regions, self.tables, self.ssm_parameters)
+            view = observe.snapshot(regions, self.tables, self.ssm_parameters)
+        for request in self.fakes["service-quotas"].requests():
+            key = f"quota-request/{request['QuotaCode']}/{request['Id'][:8]}"
+            view[(key, request["Region"], "status")] = request["Status"]
+            view[(key, request["Region"], "desired")] = request["DesiredValue"]
+        return view
 
     def match(self, event: dict[str, Any]) -> list[Rule]:
         from moto.events.models import EventPattern

@@ -51,7 +51,7 @@ def _instance(ec2: Any, subnet: str, groups: list[str], tags: list[dict[str, Any
     return str(result["Instances"][0]["InstanceId"])
 
 
-def build() -> dict[str, Any]:
+def build(context: Any = None) -> dict[str, Any]:
     east = boto3.client("ec2", region_name="us-east-1")
     vpc, subnet = _network(east, "10.20.0.0/16", "shop")
     web = _group(east, vpc, "shop-web", 443)

@@ -1,0 +1,154 @@
+"""ebs-quota-forecast: daily EBS census → forecast → Service Quotas increase before it is hit.
+
+Detect counts every configured region in parallel (bounded; a region that cannot be counted is
+reported and the others still are), records the totals as CloudWatch metrics so history builds up
+in the account, reads the history back, forecasts each quota and compares it with the quota's
+value. Act requests the increases (never twice: an open request is reused). Verify reads each
+request's status. An increase request cannot be withdrawn, so a failure escalates with exactly
+which requests exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepfunctions.steps import ChoiceRule
+
+from workflows import runbook, sdk
+
+SCENARIO = "ebs-quota-forecast"
+REGION_CONCURRENCY = 4
+
+SETTINGS = {
+    "dryRun": "${DryRun}",
+    "regions": "${QuotaRegions}",
+    "quotaCodes": "${QuotaCodes}",
+    "horizonDays": "${ForecastHorizonDays}",
+    "thresholdPercent": "${QuotaThresholdPercent}",
+    "headroomPercent": "${QuotaHeadroomPercent}",
+    "historyDays": "${ForecastHistoryDays}",
+}
+
+
+def phases() -> runbook.Phases:
+    read = runbook.lambda_task(
+        "Detect: Read trigger",
+        "ReadQuotaTriggerFunction",
+        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        result_path="$.plan",
+    )
+    count = runbook.lambda_task(
+        "Detect: Count EBS usage", "CountRegionFunction", {"region.$": "$.region"},
+        result_path="$.census",
+    )
+    predict = runbook.lambda_task(
+        "Detect: Record and forecast",
+        "ForecastRegionFunction",
+        {"census.$": "$.census", "settings.$": "$.settings"},
+        result_path="$.result",
+        output_path="$.result",
+    )
+    skipped = sdk.Pass(
+        "Detect: Region not counted",
+        parameters={
+            "region.$": "$.region",
+            "counted": False,
+            "error.$": "$.failure.Error",
+            "cause.$": "$.failure.Cause",
+        },
+    )
+    for task in (count, predict):
+        task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=skipped,
+                                 result_path="$.failure"))
+    count.next(predict)
+    regions = sdk.Map(
+        "Detect: Count every region",
+        items_path="$.plan.settings.regions",
+        item_selector={"region.$": "$$.Map.Item.Value", "settings.$": "$.plan.settings"},
+        max_concurrency=REGION_CONCURRENCY,
+        result_path="$.regions",
+    )
+    regions.attach_iterator(count)
+    decide = runbook.lambda_task(
+        "Detect: Decide increases",
+        "DecideIncreasesFunction",
+        {"plan.$": "$.plan", "regions.$": "$.regions"},
+        result_path="$.plan",
+    )
+    read.next(regions)
+    regions.next(decide)
+
+    request = runbook.lambda_task(
+        "Act: Request increase",
+        "RequestIncreaseFunction",
+        {"target.$": "$.target", "dryRun.$": "$.dryRun"},
+        result_path="$",
+    )
+    requests = sdk.Map(
+        "Act: Request increases",
+        items_path="$.plan.targets",
+        item_selector={"target.$": "$$.Map.Item.Value", "dryRun.$": "$.plan.dryRun"},
+        max_concurrency=2,
+        result_path="$.act",
+    )
+    requests.attach_iterator(request)
+
+    start = sdk.Pass("Verify: Start checks", result={"attempt": 0}, result_path="$.verify")
+    wait = sdk.Wait("Verify: Wait for Service Quotas", seconds=60)
+    check = runbook.lambda_task(
+        "Verify: Check requests",
+        "CheckRequestsFunction",
+        {"plan.$": "$.plan", "act.$": "$.act", "attempt.$": "$.verify.attempt"},
+        result_path="$.verify",
+    )
+    accepted = sdk.Choice("Verify: Requests accepted?")
+    gave_up = sdk.Pass(
+        "Verify: Give up",
+        parameters={
+            "Error": "Runbook.VerifyTimedOut",
+            "Cause.$": "States.Format('Requests not accepted after {} checks', $.verify.attempt)",
+        },
+        result_path="$.error",
+    )
+    start.next(wait)
+    wait.next(check)
+    check.next(accepted)
+    accepted.add_choice(
+        ChoiceRule.And([
+            ChoiceRule.BooleanEquals("$.verify.converged", False),
+            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
+        ]),
+        gave_up,
+    )
+    accepted.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
+
+    report = runbook.lambda_task(
+        "Rollback: Report the requests",
+        "ReportRequestsFunction",
+        {"plan.$": "$.plan", "error.$": "$.error"},
+        result_path="$.rollback",
+    )
+
+    return runbook.Phases(
+        scenario=SCENARIO,
+        comment="opsflow ebs-quota-forecast: EBS census -> forecast -> Service Quotas increase "
+        "before the quota is hit.",
+        detect=read,
+        detect_tail=decide,
+        detect_tasks=[read, regions, decide],
+        act=requests,
+        act_tail=requests,
+        act_tasks=[requests],
+        verify=start,
+        verify_tail=accepted,
+        verify_tasks=[check],
+        verify_gave_up=gave_up,
+        rollback=report,
+        rollback_tail=None,
+        rollback_tasks=[report],
+        rollback_escalate_from=[report],
+    )
+
+
+def definition() -> dict[str, Any]:
+    return runbook.build(phases())
