@@ -29,8 +29,14 @@ demo: $(STAMP)
 	@echo "== health-abuse: the same report while EC2 throttles StopInstances twice =="
 	$(OPSFLOW) run health-abuse --event events/health-abuse/dos-report-bare-ids.json --fault ec2:StopInstances=RequestLimitExceeded*2
 	@echo
-	@echo "== health-abuse: dry run of a report that also names a protected instance =="
-	$(OPSFLOW) trigger events/health-abuse/dos-report-unknown.json --dry-run
+	@echo "== health-abuse: dry run of the first report (every change checked with EC2 DryRun) =="
+	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json --dry-run
+	@echo
+	@echo "== ebs-quota-forecast: the daily schedule fires =="
+	$(OPSFLOW) trigger events/ebs-quota-forecast/daily-schedule.json
+	@echo
+	@echo "== ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted =="
+	$(OPSFLOW) trigger events/ebs-quota-forecast/health-threshold-breach.json --fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation
 
 ## make test: build drift, validators, SAM checks, and the test suite.
 test: $(STAMP) $(NODE_STAMP)
@@ -38,7 +44,7 @@ test: $(STAMP) $(NODE_STAMP)
 	$(OPSFLOW) validate
 	$(MAKE) --no-print-directory sam
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 sam: $(STAMP)
 	$(VENV)/bin/sam validate --lint --region us-east-1

@@ -18,6 +18,7 @@ RUNS = 5
 CASES = [
     ("health-abuse", "events/health-abuse/dos-report-arn.json", "mitigated, 3 instances"),
     ("health-abuse", "events/health-abuse/dos-report-unknown.json", "no-action"),
+    ("ebs-quota-forecast", "events/ebs-quota-forecast/daily-schedule.json", "3 regions, 1 request"),
 ]
 
 
@@ -26,7 +27,7 @@ def bench_runbooks() -> None:
 
     print(f"Local executions ({RUNS} runs each, fresh emulated account per run)")
     header = (
-        f"{'scenario':<14} {'case':<24} {'median s':>9} {'min s':>7} {'setup s':>8} "
+        f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'setup s':>8} "
         f"{'transitions':>11} {'virtual s':>10}"
     )
     print(header)
@@ -44,7 +45,7 @@ def bench_runbooks() -> None:
             transitions.add(execution.transitions)
             virtual.add(execution.virtual_seconds)
         print(
-            f"{scenario:<14} {label:<24} {statistics.median(walls):>9.3f} {min(walls):>7.3f} "
+            f"{scenario:<19} {label:<24} {statistics.median(walls):>9.3f} {min(walls):>7.3f} "
             f"{statistics.median(setups):>8.3f} {'/'.join(map(str, sorted(transitions))):>11} "
             f"{'/'.join(f'{v:.0f}' for v in sorted(virtual)):>10}"
         )

@@ -143,9 +143,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.check:
         drifted = [b for b in results if b.drifted]
         for b in drifted:
-            print(f"drift: {b.path.relative_to(ROOT)} differs from workflows/ (run opsflow build)", file=sys.stderr)
+            print(
+                f"drift: {b.path.relative_to(ROOT)} differs from workflows/ (run opsflow build)",
+                file=sys.stderr,
+            )
         if not drifted:
-            print(f"{len(results)} state machine(s) match workflows/")
+            print(f"{len(results)} generated file(s) match workflows/")
         return 1 if drifted else 0
     build.write(results)
     for b in results:
