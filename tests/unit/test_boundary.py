@@ -46,11 +46,11 @@ def test_parse_fault_without_count_is_permanent() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("ec2StopInstances", "expected SERVICE:Operation=ErrorCode[*N]"),
-        ("ec2:StopInstances", "expected SERVICE:Operation=ErrorCode[*N]"),
-        ("ec2:stopInstances=RequestLimitExceeded", "expected SERVICE:Operation=ErrorCode[*N]"),
-        ("ec2:StopInstances=RequestLimitExceeded*0", "expected SERVICE:Operation=ErrorCode[*N]"),
-        ("ec2:StopInstances=RequestLimitExceeded*x", "expected SERVICE:Operation=ErrorCode[*N]"),
+        ("ec2StopInstances", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
+        ("ec2:StopInstances", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
+        ("ec2:stopInstances=RequestLimitExceeded", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
+        ("ec2:StopInstances=RequestLimitExceeded*0", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
+        ("ec2:StopInstances=RequestLimitExceeded*x", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
         ("nosuchservice:StopInstances=Throttling", "unknown service 'nosuchservice'"),
         ("ec2:StopInstance=Throttling", "ec2 has no operation 'StopInstance'"),
     ],

@@ -82,8 +82,8 @@ def test_trigger_event_must_be_an_object(
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("ec2-StopInstances", "expected SERVICE:Operation=ErrorCode[*N]"),
-        ("ec2:StopInstances=Throttling*0", "expected SERVICE:Operation=ErrorCode[*N]"),
+        ("ec2-StopInstances", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
+        ("ec2:StopInstances=Throttling*0", "expected SERVICE[@REGION]:Operation=ErrorCode[*N]"),
         ("nosuch:StopInstances=Throttling", "unknown service 'nosuch'"),
         ("ec2:StopInstance=Throttling", "has no operation 'StopInstance'"),
     ],
