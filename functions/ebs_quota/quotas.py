@@ -74,7 +74,7 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
             raise InvalidEvent("detail.affectedEntities must be a list")
         for entity in entities:
             value = entity.get("entityValue") if isinstance(entity, dict) else None
-            match = _ENTITY.match(value or "")
+            match = _ENTITY.match(value) if isinstance(value, str) else None
             if match and match.group("service").lower() == SERVICE_CODE:
                 reported.append({"quotaName": match.group("name"),
                                  "utilization": float(match.group("pct"))})
@@ -161,7 +161,7 @@ def desired_value(upper_at_horizon: float, current_quota: float, code: str, head
     """The value to ask for: the cautious (upper) forecast at the horizon plus ``headroom`` %,
     rounded up to a whole TiB (1,000 snapshots), and always above the current quota."""
     step = 1000.0 if code == SNAPSHOTS else 1.0
-    wanted = math.ceil(upper_at_horizon * (1 + headroom / 100) / step) * step
+    wanted = math.ceil(round(upper_at_horizon * (100 + headroom) / 100 / step, 9)) * step
     return max(wanted, math.floor(current_quota / step) * step + step)
 
 

@@ -348,3 +348,117 @@ def test_history_listeners_see_every_event(aws: None) -> None:
 def test_interpreter_warnings_are_silenced() -> None:
     cures.install()
     assert not logging.getLogger("moto.stepfunctions").isEnabledFor(logging.WARNING)
+
+
+# ------------------------------------------------------------------------- EventBridge arrays
+def test_flatten_event_joins_nested_keys_with_dots() -> None:
+    event = {"source": "aws.health", "detail": {"service": "EBS", "scope": {"code": "ACCOUNT"}}}
+    assert cures.flatten_event(event) == {
+        "source": "aws.health",
+        "detail.service": "EBS",
+        "detail.scope.code": "ACCOUNT",
+    }
+
+
+def test_flatten_event_flattens_arrays_of_objects_into_lists() -> None:
+    event = {
+        "detail": {
+            "affectedEntities": [
+                {"entityValue": "first", "status": {"code": "open"}, "tags": ["a", "b"]},
+                {"entityValue": "second", "tags": ["c"]},
+            ]
+        }
+    }
+    assert cures.flatten_event(event) == {
+        "detail.affectedEntities.entityValue": ["first", "second"],
+        "detail.affectedEntities.status.code": ["open"],
+        "detail.affectedEntities.tags": ["a", "b", "c"],
+    }
+
+
+def test_flatten_event_keeps_arrays_of_scalars_and_empty_values() -> None:
+    event = {"resources": ["arn:aws:ec2:one", "arn:aws:ec2:two"], "none": [], "detail": {}}
+    assert cures.flatten_event(event) == {
+        "resources": ["arn:aws:ec2:one", "arn:aws:ec2:two"],
+        "none": [],
+        "detail": {},
+    }
+    assert cures.flatten_event(["not", "an", "object"]) == {}
+
+
+def threshold_breach(*services: str) -> dict[str, Any]:
+    """An AWS Health Service Quotas threshold-breach event naming one entity per service."""
+    entities = [
+        {"entityValue": f"Service: {service} | Quota Name: Some quota | Utilization: 80.0%"}
+        for service in services
+    ]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS Health Event",
+        "source": "aws.health",
+        "account": "123456789012",
+        "time": "2026-03-14T02:18:36Z",
+        "region": REGION,
+        "resources": [entity["entityValue"] for entity in entities],
+        "detail": {
+            "service": "SERVICEQUOTAS",
+            "eventTypeCode": "AWS_SERVICEQUOTAS_THRESHOLD_BREACH",
+            "affectedEntities": entities,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("services", "matches"),
+    [
+        (("ebs",), True),
+        (("cloudtrail", "ebs"), True),
+        (("cloudtrail",), False),
+        (("ec2", "cloudtrail"), False),
+    ],
+)
+def test_event_patterns_look_inside_arrays_of_objects(
+    services: tuple[str, ...], matches: bool
+) -> None:
+    from moto.events.models import EventPattern
+
+    cures.install()
+    pattern = {"detail": {"affectedEntities": {"entityValue": [{"prefix": "Service: ebs |"}]}}}
+    event: Any = threshold_breach(*services)
+    assert EventPattern.load(json.dumps(pattern)).matches_event(event) is matches
+
+
+# ------------------------------------------------------------------------- parse-tree cache
+def test_parse_trees_are_cached_and_programs_built_fresh() -> None:
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    cures.install()
+    definition = json.dumps(
+        {
+            "Comment": f"cache-{uuid.uuid4().hex}",
+            "StartAt": "Only",
+            "States": {"Only": {"Type": "Pass", "End": True}},
+        }
+    )
+    first, first_tree = AmazonStateLanguageParser.parse(definition)
+    second, second_tree = AmazonStateLanguageParser.parse(definition)
+    assert second_tree is first_tree
+    assert isinstance(first, Program) and isinstance(second, Program)
+    assert second is not first
+    assert second.states is not first.states
+    assert second.start_at is not first.start_at
+
+
+def test_a_definition_with_a_syntax_error_still_raises() -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        AmazonStateLanguageParser,
+        ASLParserException,
+    )
+
+    cures.install()
+    broken = '{"StartAt": "Only", "States": {'
+    for _ in range(2):
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse(broken)
