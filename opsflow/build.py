@@ -46,8 +46,33 @@ def readme() -> Built:
     return Built("README scenario table", README, text, current)
 
 
+TEMPLATE = ROOT / "template.yaml"
+SCRIPT = ROOT / "documents" / "tc-latency.sh"
+DOC_START = "# tc-latency:start"
+DOC_END = "# tc-latency:end"
+
+
+def tc_document() -> Built:
+    """The SSM document's script in ``template.yaml``, from ``documents/tc-latency.sh``."""
+    current = TEMPLATE.read_text(encoding="utf-8")
+    start = current.index(DOC_START)
+    line_start = current.rindex("\n", 0, start) + 1
+    indent = " " * (start - line_start)
+    end = current.index(DOC_END)
+    header = current[line_start : current.index("\n", start) + 1]
+    body = [
+        f"{indent}- |",
+        f"{indent}  export DELAY_MS='{{{{ delayMs }}}}' JITTER_MS='{{{{ jitterMs }}}}' "
+        f"DURATION_SECONDS='{{{{ durationSeconds }}}}' INTERFACE='{{{{ interface }}}}'",
+    ]
+    for line in SCRIPT.read_text(encoding="utf-8").splitlines():
+        body.append(f"{indent}  {line}" if line.strip() else "")
+    text = current[:line_start] + header + "\n".join(body) + "\n" + indent + current[end:]
+    return Built("template.yaml SSM document", TEMPLATE, text, current)
+
+
 def compile_all() -> list[Built]:
-    results = [readme()]
+    results = [readme(), tc_document()]
     for scenario in SCENARIOS.values():
         path = OUT / f"{scenario.id}.asl.json"
         current = path.read_text(encoding="utf-8") if path.exists() else None

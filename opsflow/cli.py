@@ -78,7 +78,10 @@ def _engine(args: argparse.Namespace, scenarios: list[str] | None = None) -> Any
     from opsflow.engine.runner import EngineError, LocalEngine
 
     engine = LocalEngine(
-        faults=_faults(args.fault), parameters=_params(args.param), scenarios=scenarios
+        faults=_faults(args.fault),
+        parameters=_params(args.param),
+        scenarios=scenarios,
+        approval=getattr(args, "approval", None),
     )
     try:
         engine.parameters()
@@ -254,6 +257,37 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         return _execute(args, engine, [(scenario, event)], None)
 
 
+def cmd_chaos_latency(args: argparse.Namespace) -> int:
+    if not 1 <= args.delay_ms <= 60000:
+        raise UsageError("--delay-ms must be between 1 and 60000")
+    if not 0 <= args.jitter_ms <= args.delay_ms:
+        raise UsageError("--jitter-ms must be between 0 and --delay-ms")
+    if not 1 <= args.minutes <= 1440:
+        raise UsageError("--minutes must be between 1 and 1440")
+    with _engine(args, ["region-failover"]) as engine:
+        if args.region not in engine.regions("region-failover"):
+            raise UsageError(
+                f"--region must be one of {', '.join(engine.regions('region-failover'))}"
+            )
+        played = engine.chaos_latency(args.region, args.delay_ms, args.minutes, args.jitter_ms)
+        if not args.json:
+            for line in played.log:
+                print(line)
+        if played.event is None:
+            if args.json:
+                print(json.dumps({"matched": [], "executions": [], "alarm": None}, indent=2))
+            else:
+                print("The alarm never left OK: nothing was started.")
+            return 0
+        event = _with_dry_run(played.event, args.dry_run)
+        rules = engine.match(event)
+        matched = [{"rule": r.name, "scenario": r.scenario} for r in rules]
+        if not args.json:
+            for r in rules:
+                print(f"rule {r.name} matched → {r.scenario}")
+        return _execute(args, engine, [(r.scenario, event) for r in rules], matched)
+
+
 def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any = None) -> int:
     """Start a new execution with the same input in a real account (or redrive a failed one)."""
     parts = execution_arn.split(":")
@@ -304,6 +338,11 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="override a template.yaml parameter for this local run")
         p.add_argument("--kill-switch", action="store_true", help="run with the kill switch on")
+        answer = p.add_mutually_exclusive_group()
+        answer.add_argument("--approve", dest="approval", action="store_const", const="approve",
+                            help="approve a human-approval step (default: no answer, it times out)")
+        answer.add_argument("--reject", dest="approval", action="store_const", const="reject",
+                            help="reject a human-approval step")
 
     p = sub.add_parser("list", help="list the scenarios")
     p.set_defaults(func=cmd_list)
@@ -336,6 +375,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="with --aws: region (default: the ARN's)")
     runnable(p)
     p.set_defaults(func=cmd_rerun)
+    p = sub.add_parser("chaos", help="game-day fault injection on the virtual clock")
+    chaos = p.add_subparsers(dest="chaos", required=True, parser_class=_Parser)
+    q = chaos.add_parser(
+        "latency",
+        help="play the tc netem latency document: the canary degrades, the anomaly alarm is "
+        "evaluated, its event goes through template.yaml's rules",
+    )
+    q.add_argument("--region", default="us-east-1")
+    q.add_argument("--delay-ms", type=int, default=300)
+    q.add_argument("--jitter-ms", type=int, default=20)
+    q.add_argument("--minutes", type=int, default=15)
+    runnable(q)
+    q.set_defaults(func=cmd_chaos_latency)
     return top
 
 

@@ -72,7 +72,9 @@ class Resolver:
         ref: Callable[[str], Any],
         get_att: Callable[[str, str], Any],
         pseudo: dict[str, str],
+        conditions: dict[str, Any] | None = None,
     ) -> None:
+        self.conditions = conditions or {}
         self.parameters = parameters
         self._ref = ref
         self._get_att = get_att
@@ -109,7 +111,33 @@ class Resolver:
             if key == "Fn::Select":
                 index, items = arg
                 return self.resolve(items)[int(index)]
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
+            if key in ("Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition"):
+                return self.truth(value)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def condition(self, name: str) -> bool:
+        """The value of a named condition of the template's Conditions section."""
+        return self.truth(self.conditions[name])
+
+    def truth(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        (key, arg), = value.items()
+        if key == "Condition":
+            return self.condition(arg)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(item) for item in arg)
+            return bool(left == right)
+        if key == "Fn::Not":
+            return not self.truth(arg[0])
+        if key == "Fn::And":
+            return all(self.truth(item) for item in arg)
+        if key == "Fn::Or":
+            return any(self.truth(item) for item in arg)
+        raise ValueError(f"not a condition: {value!r}")
 
     def substitute(self, text: str, extra: dict[str, Any] | None = None) -> str:
         extra = extra or {}

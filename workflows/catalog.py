@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workflows import ebs_quota_forecast, health_abuse
+from workflows import ebs_quota_forecast, health_abuse, region_failover
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,19 @@ SCENARIOS: dict[str, Scenario] = {
             rollback="restore each touched instance's recorded before-state, or hold; escalate",
             sample_event="events/health-abuse/dos-report-arn.json",
             definition=health_abuse.definition,
+        ),
+        Scenario(
+            id=region_failover.SCENARIO,
+            title="Anomaly-detected latency → verified cross-region traffic shift",
+            state_machine="RegionFailoverStateMachine",
+            trigger="CloudWatch anomaly-detection alarm on the canary's `CanaryResponseTime` "
+            "entering `ALARM` in the primary region",
+            act="shift traffic to the healthy region (Route 53 weighted records or Global "
+            "Accelerator traffic dial) after a pre-flight check of the target",
+            verify="change in sync and the target region's canary healthy",
+            rollback="restore the recorded weights/dials, then escalate",
+            sample_event="events/region-failover/alarm-primary.json",
+            definition=region_failover.definition,
         ),
         Scenario(
             id=ebs_quota_forecast.SCENARIO,

@@ -169,6 +169,10 @@ class Phases:
     rollback_tasks: list[sdk.Task]
     rollback_escalate_from: list[Any]
     timeout_seconds: int = 3600
+    approval: bool = False
+    """Offer a human approval step before acting (taken when ``$.plan.requireApproval`` is true):
+    the approval request carries a task token; ``SendTaskSuccess`` goes on, ``SendTaskFailure``
+    or no answer within ``$.plan.approvalTimeoutSeconds`` escalates without acting."""
 
 
 def build(p: Phases) -> dict[str, Any]:
@@ -336,8 +340,9 @@ def build(p: Phases) -> dict[str, Any]:
     # Announce, act.
     announce = notify("Notify: Report detection", "$.plan.notices.detected")
     engaged.default_choice(announce)
-    announce.next(p.act)
-    _tolerate_notify_failure(announce, p.act)
+    first_act = _approval(p, escalated) if p.approval else p.act
+    announce.next(first_act)
+    _tolerate_notify_failure(announce, first_act)
 
     # Rollback chain (kept apart, entered by Catch).
     if p.rollback_tail is not None:
@@ -391,6 +396,54 @@ def build(p: Phases) -> dict[str, Any]:
 
     graph = sdk.Graph(p.detect, comment=p.comment, timeout_seconds=p.timeout_seconds)
     return graph.to_dict()
+
+
+APPROVAL_REJECTED = "Runbook.Rejected"
+
+
+def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
+    """Ask a person before acting; a rejection or no answer escalates and nothing changes."""
+    needed = sdk.Choice("Act: Approval required?")
+    ask = sdk.Task(
+        "Act: Wait for approval",
+        resource=SNS_PUBLISH + ".waitForTaskToken",
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject.$": "$.plan.notices.approval.subject",
+            "Message.$": "States.Format('{} To approve, answer SendTaskSuccess; to reject, "
+            "SendTaskFailure with error " + APPROVAL_REJECTED + ". Task token: {}', "
+            "$.plan.notices.approval.message.default, $$.Task.Token)",
+        },
+        timeout_seconds_path="$.plan.approvalTimeoutSeconds",
+        result_path="$.approval",
+    )
+    refused = sdk.Pass(
+        "Act: Not approved",
+        parameters={
+            "cause.$": "States.Format('Not approved ({}): {}. Nothing was changed.', "
+            "$.approvalError.Error, $.approvalError.Cause)",
+        },
+        result_path="$.escalation",
+    )
+    notice = sdk.Task(
+        "Notify: Not approved",
+        resource=SNS_PUBLISH,
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject": f"opsflow {p.scenario}: not approved, nothing changed",
+            "Message.$": "$.escalation.cause",
+        },
+        result_path=None,
+    )
+    refused.next(notice)
+    notice.next(escalated)
+    _tolerate_notify_failure(notice, escalated)
+    ask.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=refused,
+                            result_path="$.approvalError"))
+    ask.next(p.act)
+    needed.add_choice(ChoiceRule.BooleanEquals("$.plan.requireApproval", True), ask)
+    needed.default_choice(p.act)
+    return needed
 
 
 def _rollback_failed(scenario: str) -> sdk.Pass:

@@ -15,6 +15,7 @@ THROTTLING_CODES = frozenset(
         "RequestThrottledException",
         "SlowDown",
         "ProvisionedThroughputExceededException",
+        "PriorRequestNotComplete",
     }
 )
 ACCESS_DENIED_CODES = frozenset(

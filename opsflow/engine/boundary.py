@@ -121,6 +121,11 @@ class Boundary:
     fakes: dict[str, Any] = field(default_factory=dict)
     """botocore service name → fake with ``handle(operation, params, region)``."""
     before_call: list[Callable[[str, str, dict[str, Any]], None]] = field(default_factory=list)
+    after_call: list[Callable[[str, str, dict[str, Any], Any], None]] = field(default_factory=list)
+    overrides: dict[tuple[str, str], Callable[[dict[str, Any], str], Any]] = field(
+        default_factory=dict
+    )
+    """(service, operation) → handler that may answer instead of the emulation (None: pass)."""
     notifications: list[Notification] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     hangs: set[tuple[str, str]] = field(default_factory=set)
@@ -144,8 +149,9 @@ _local = threading.local()
 
 
 class bypass:
-    """Calls made by this thread inside ``with bypass():`` skip faults and hooks: the engine
-    observing the account must not trip the faults meant for the runbook."""
+    """Calls made by this thread inside ``with bypass():`` skip faults, hooks and records (fakes
+    and in-process Lambdas still answer): the engine building or observing the account must not
+    trip the faults meant for the runbook."""
 
     def __enter__(self) -> None:
         _local.bypass = True
@@ -215,23 +221,29 @@ def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
 
 def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
     boundary = _active
-    if boundary is None or getattr(_local, "bypass", False):
+    if boundary is None:
         return _original(self, operation_name, api_params)
     service = self.meta.service_model.service_name
     region = self.meta.region_name
-    with boundary.lock:
-        boundary.calls.append((service, operation_name, region))
-    for hook in boundary.before_call:
-        hook(service, operation_name, api_params)
-    fault = boundary.fault_for(service, operation_name, region)
     error: tuple[_Http, dict[str, Any]] | None = None
-    if fault is not None and fault.code == HANG:
+    if not getattr(_local, "bypass", False):
         with boundary.lock:
-            boundary.hangs.add((service, operation_name))
-    elif fault is not None:
-        error = _error(
-            fault.code, f"Injected fault ({fault.spec})", _STATUS.get(fault.code, 400)
-        )
+            boundary.calls.append((service, operation_name, region))
+        for hook in boundary.before_call:
+            hook(service, operation_name, api_params)
+        fault = boundary.fault_for(service, operation_name, region)
+        if fault is not None and fault.code == HANG:
+            with boundary.lock:
+                boundary.hangs.add((service, operation_name))
+        elif fault is not None:
+            error = _error(
+                fault.code, f"Injected fault ({fault.spec})", _STATUS.get(fault.code, 400)
+            )
+        override = boundary.overrides.get((service, operation_name))
+        if error is None and override is not None:
+            answer = override(api_params, region)
+            if answer is not None:
+                return answer
     if error is None and service == "lambda" and operation_name == "Invoke":
         try:
             return _lambda_response(boundary, api_params)
@@ -239,16 +251,20 @@ def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
             error = _error(exc.code, exc.message, exc.status)
     if error is None and service in boundary.fakes:
         try:
-            return boundary.fakes[service].handle(operation_name, api_params, region)
+            result = boundary.fakes[service].handle(operation_name, api_params, region)
         except AwsError as exc:
             error = _error(exc.code, exc.message, exc.status)
+    elif error is None:
+        result = _original(self, operation_name, api_params)
     if error is not None:
         http, parsed = error
         error_class = self.exceptions.from_code(parsed["Error"]["Code"])
         raise error_class(parsed, operation_name)
-    result = _original(self, operation_name, api_params)
-    if service == "sns" and operation_name == "Publish":
-        _record_publish(boundary, api_params)
+    if not getattr(_local, "bypass", False):
+        if service == "sns" and operation_name == "Publish":
+            _record_publish(boundary, api_params)
+        for after in boundary.after_call:
+            after(service, operation_name, api_params, result)
     return result
 
 

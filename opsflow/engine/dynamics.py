@@ -69,3 +69,44 @@ def deactivate() -> None:
     global _active
     _active = None
     Instance.stop = _original_stop
+
+
+class Route53Dynamics:
+    """Route 53 changes are ``PENDING`` until they reach every edge (``sync_seconds`` of virtual
+    time), then ``INSYNC``; moto says ``INSYNC`` at once. ``route53:ChangeResourceRecordSets=Hang``
+    leaves a change ``PENDING`` for ever."""
+
+    def __init__(self, clock: VirtualClock, boundary: Boundary, sync_seconds: float = 30.0) -> None:
+        self.clock = clock
+        self.boundary = boundary
+        self.sync_seconds = sync_seconds
+        self._changes: dict[str, tuple[datetime, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def after(self, service: str, operation: str, params: Any, result: Any) -> None:
+        if (service, operation) != ("route53", "ChangeResourceRecordSets"):
+            return
+        change = result["ChangeInfo"]
+        hang = ("route53", "ChangeResourceRecordSets") in self.boundary.hangs
+        now = self.clock.now()
+        due = None if hang else now + timedelta(seconds=self.sync_seconds)
+        with self._lock:
+            self._changes[change["Id"].split("/")[-1]] = (now, due)
+        change["Status"] = "PENDING"
+
+    def get_change(self, params: dict[str, Any], region: str) -> dict[str, Any] | None:
+        change_id = str(params.get("Id", "")).split("/")[-1]
+        with self._lock:
+            known = self._changes.get(change_id)
+        if known is None:
+            return None
+        submitted, due = known
+        status = "INSYNC" if due is not None and self.clock.now() >= due else "PENDING"
+        return {
+            "ChangeInfo": {"Id": f"/change/{change_id}", "Status": status, "SubmittedAt": submitted},
+            "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "opsflow-local"},
+        }
+
+    def activate(self) -> None:
+        self.boundary.after_call.append(self.after)
+        self.boundary.overrides[("route53", "GetChange")] = self.get_change

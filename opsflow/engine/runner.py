@@ -18,12 +18,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
 from opsflow.engine import cures, dynamics, observe, worlds
+from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
 
@@ -113,6 +115,13 @@ class Execution:
         }
 
 
+@dataclass
+class Chaos:
+    log: list[str]
+    event: dict[str, Any] | None
+    evaluation: Any
+
+
 class _LambdaContext:
     memory_limit_in_mb = 256
 
@@ -144,7 +153,13 @@ class LocalEngine:
         parameters: dict[str, str] | None = None,
         scenarios: list[str] | None = None,
         stop_seconds: float = 40.0,
+        approval: str | None = None,
     ) -> None:
+        if approval not in (None, "approve", "reject"):
+            raise EngineError(f"approval must be approve, reject or None, got {approval!r}")
+        self.approval = approval
+        """How a local run answers a human-approval step: approve, reject, or (None) never,
+        which times the step out on the virtual clock."""
         self.faults = list(faults or [])
         self.parameter_overrides = dict(parameters or {})
         self.scenarios = scenarios or list(worlds.BUILDERS)
@@ -180,14 +195,19 @@ class LocalEngine:
         from runbook_kit import aws as lambda_aws
 
         lambda_aws.reset_clients()
-        self.fakes = {"service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT)}
+        self.fakes = {
+            "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
+            "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
+        }
         self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
         self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
-        for scenario in self.scenarios:
-            self.world[scenario] = worlds.BUILDERS[scenario](self)
-        self._deploy()
+        dynamics.Route53Dynamics(self.clock, self.boundary).activate()
         api.activate(self.boundary)
         dynamics.activate(self.dynamics)
+        with api.bypass():
+            for scenario in self.scenarios:
+                self.world[scenario] = worlds.BUILDERS[scenario](self)
+            self._deploy()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -219,7 +239,12 @@ class LocalEngine:
     # ------------------------------------------------------------------ deploy
     def parameters(self) -> dict[str, Any]:
         values = cfn.parameter_defaults(self.template)
-        for key, value in {**LOCAL_PARAMETERS, **self.parameter_overrides}.items():
+        from_world = {
+            key: value
+            for world in self.world.values()
+            for key, value in world.get("parameters", {}).items()
+        }
+        for key, value in {**LOCAL_PARAMETERS, **from_world, **self.parameter_overrides}.items():
             if key not in values:
                 raise EngineError(f"template.yaml has no parameter {key!r}")
             spec = self.template["Parameters"][key]
@@ -241,14 +266,12 @@ class LocalEngine:
                 "AWS::Partition": "aws",
                 "AWS::StackName": "opsflow",
             },
+            conditions=self.template.get("Conditions", {}),
         )
-        conditions = {
-            "HasAlertEmail": params.get("AlertEmail", "") != "",
-            "HasAlertPhone": params.get("AlertPhoneNumber", "") != "",
-        }
         sns = self.client("sns")
         self.tables: list[str] = []
         self.ssm_parameters: list[str] = []
+        self.alarm_names: list[str] = []
         for logical, spec in resources.items():
             kind, props = spec["Type"], spec.get("Properties", {})
             if kind == "AWS::SNS::Topic":
@@ -271,6 +294,10 @@ class LocalEngine:
                 self.client("ssm").put_parameter(Name=name, Value=props["Value"], Type="String")
                 refs[logical] = name
                 self.ssm_parameters.append(name)
+            elif kind == "AWS::CloudWatch::Alarm":
+                resolved = resolver.resolve(props)
+                refs[logical] = resolved["AlarmName"]
+                self._put_alarm(resolved)
             elif kind == "AWS::Serverless::Function":
                 name = function_name(logical)
                 handler = _import_handler(props["Handler"])
@@ -285,7 +312,7 @@ class LocalEngine:
             props = spec.get("Properties", {})
             if spec["Type"] == "AWS::SNS::Subscription":
                 condition = spec.get("Condition")
-                if condition and not conditions.get(condition, False):
+                if condition and not resolver.condition(condition):
                     continue
                 sns.subscribe(
                     TopicArn=resolver.resolve(props["TopicArn"]),
@@ -329,6 +356,29 @@ class LocalEngine:
                     }
                     self.rules.append(Rule(rule_name, scenario, pattern, arn))
 
+    def _put_alarm(self, props: dict[str, Any]) -> None:
+        """A template alarm in moto (stored, never evaluated: see :mod:`opsflow.engine.alarms`),
+        starting OK as a healthy service's alarm is."""
+        cloudwatch = self.client("cloudwatch")
+        spec = {
+            key: props[key]
+            for key in ("AlarmName", "AlarmDescription", "ComparisonOperator",
+                        "ThresholdMetricId", "TreatMissingData", "Metrics")
+            if key in props
+        }
+        for key in ("EvaluationPeriods", "DatapointsToAlarm"):
+            if key in props:
+                spec[key] = int(props[key])
+        for metric in spec.get("Metrics", []):
+            stat = metric.get("MetricStat")
+            if stat:
+                stat["Period"] = int(stat["Period"])
+        cloudwatch.put_metric_alarm(**spec)
+        cloudwatch.set_alarm_state(
+            AlarmName=spec["AlarmName"], StateValue="OK", StateReason="Deployed healthy"
+        )
+        self.alarm_names.append(spec["AlarmName"])
+
     # ------------------------------------------------------------------ runs
     def regions(self, scenario: str) -> list[str]:
         return worlds.REGIONS[scenario]
@@ -337,6 +387,21 @@ class LocalEngine:
         regions = sorted({r for s in self.scenarios for r in self.regions(s)})
         with api.bypass():
             view = observe.snapshot(regions, self.tables, self.ssm_parameters)
+        with api.bypass():
+            route53 = self.client("route53")
+            for zone in route53.list_hosted_zones()["HostedZones"]:
+                records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])
+                for record in records["ResourceRecordSets"]:
+                    if "Weight" in record:
+                        key = f"{record['Name']} [{record['SetIdentifier']}]"
+                        view[(key, "global", "weight")] = record["Weight"]
+            cloudwatch = self.client("cloudwatch")
+            for name in self.alarm_names:
+                found = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+                view[(name, REGION, "state")] = found[0]["StateValue"] if found else None
+        for group in self.fakes["globalaccelerator"].endpoint_groups():
+            key = f"endpoint-group [{group['EndpointGroupRegion']}]"
+            view[(key, "global", "traffic dial")] = group["TrafficDialPercentage"]
         for request in self.fakes["service-quotas"].requests():
             key = f"quota-request/{request['QuotaCode']}/{request['Id'][:8]}"
             view[(key, request["Region"], "status")] = request["Status"]
@@ -366,7 +431,6 @@ class LocalEngine:
         before = self.observe()
         first_notification = len(self.boundary.notifications)
         name = name or f"{scenario}-{uuid.uuid4().hex[:12]}"
-        self.clock.reset()
         finished = threading.Event()
         terminal = {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
 
@@ -375,6 +439,11 @@ class LocalEngine:
                 on_event(item)
             if item["type"] in terminal:
                 finished.set()
+            details = item.get("taskSubmittedEventDetails") or {}
+            if item["type"] == "TaskSubmitted" and str(details.get("resource", "")).endswith(
+                "waitForTaskToken"
+            ):
+                threading.Thread(target=self._answer_approval, daemon=True).start()
 
         cures.HISTORY_LISTENERS.append(listen)
         try:
@@ -417,6 +486,103 @@ class LocalEngine:
             virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
             faults=[f.spec for f in self.faults],
         )
+
+    def chaos_latency(
+        self, region: str, delay_ms: int, minutes: int, jitter_ms: int = 20
+    ) -> Chaos:
+        """Play the tc netem latency document on the virtual clock: the canary in ``region``
+        reports ``delay_ms`` more for ``minutes``; the anomaly alarm is evaluated every period;
+        when it enters ALARM, its state changes in the account and its event is returned."""
+        from opsflow.engine import alarms
+        from opsflow.engine.worlds import region_failover as world
+
+        cloudwatch = self.client("cloudwatch")
+        name = next(n for n in self.alarm_names if n.endswith(region))
+        described = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        spec = alarms.AlarmSpec.from_describe_alarms(described)
+        state, reason = described["StateValue"], described.get("StateReason", "")
+        start = self.clock.now()
+        end = start + timedelta(minutes=minutes)
+        fresh = alarms.synthetic_history(region, start, end + timedelta(minutes=1),
+                                         world.BASE_MS[region], world.NOISE_MS[region], seed=start.isoformat())
+        degraded = alarms.with_latency(fresh, start, end, delay_ms, jitter_ms, seed=region)
+        log = [f"chaos: +{delay_ms} ms ±{jitter_ms} ms on {region} for {minutes} min "
+               f"(tc netem, as documents/tc-latency.sh adds it), alarm {name} is {state}"]
+        history = self._canary_history(cloudwatch, spec, start)
+        for at, value in degraded:
+            self.clock.advance(60)
+            cloudwatch.put_metric_data(
+                Namespace=spec.namespace,
+                MetricData=[{"MetricName": spec.metric_name, "Timestamp": at, "Value": value,
+                             "Unit": "Milliseconds",
+                             "Dimensions": [{"Name": k, "Value": v}
+                                            for k, v in spec.dimensions.items()]}],
+            )
+            history.append((at, value))
+            now = self.clock.now()
+            evaluation = alarms.evaluate(spec, history, now, state)
+            minute = (now - start).total_seconds() / 60
+            band = f"band up to {evaluation.upper:.0f} ms" if evaluation.upper else "no band"
+            log.append(f"  +{minute:4.0f} min  canary {value:7.1f} ms  {band}  -> {evaluation.state}")
+            if evaluation.changed and evaluation.state == "ALARM":
+                event = alarms.state_change_event(spec, evaluation, state, reason, now)
+                cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM",
+                                           StateReason=evaluation.reason,
+                                           StateReasonData=evaluation.reason_data_json)
+                log.append(f"alarm {name}: {state} -> ALARM after {minute:.0f} min; "
+                           "its event goes to EventBridge")
+                return Chaos(log=log, event=event, evaluation=evaluation)
+            if evaluation.changed:
+                state = evaluation.state
+            if at >= end:
+                break
+        return Chaos(log=log, event=None, evaluation=None)
+
+    def _canary_history(
+        self, cloudwatch: Any, spec: Any, now: datetime
+    ) -> list[tuple[datetime, float]]:
+        found = cloudwatch.get_metric_statistics(
+            Namespace=spec.namespace,
+            MetricName=spec.metric_name,
+            Dimensions=[{"Name": k, "Value": v} for k, v in spec.dimensions.items()],
+            StartTime=now - timedelta(hours=4),
+            EndTime=now,
+            Period=spec.period,
+            Statistics=["Average"],
+        )["Datapoints"]
+        return sorted((p["Timestamp"], float(p["Average"])) for p in found)
+
+    def _answer_approval(self) -> None:
+        """Answer the approval request just published (its task token is in the message)."""
+        import re
+
+        token = None
+        for note in reversed(self.boundary.notifications):
+            found = re.search(r"Task token: (\S+)", note.message)
+            if found:
+                token = found.group(1)
+                break
+        if token is None:
+            return
+        sfn = self.client("stepfunctions")
+        if self.approval == "approve":
+            sfn.send_task_success(taskToken=token, output=json.dumps({"approvedBy": "local"}))
+        elif self.approval == "reject":
+            sfn.send_task_failure(
+                taskToken=token, error="Runbook.Rejected", cause="Rejected by the local operator"
+            )
+        else:
+            timeout = self._approval_timeout
+            self.clock.advance(timeout)
+            sfn.send_task_failure(
+                taskToken=token,
+                error="States.Timeout",
+                cause=f"No answer to the approval request within {timeout} s (virtual time)",
+            )
+
+    @property
+    def _approval_timeout(self) -> int:
+        return int(self.parameters().get("ApprovalTimeoutSeconds", 900))
 
     def _history(self, arn: str, skip: int) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")

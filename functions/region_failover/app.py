@@ -1,0 +1,369 @@
+"""Lambda handlers of the region-failover runbook: unpack, call the logic, return JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from runbook_kit import aws
+from runbook_kit import settings as s
+from runbook_kit.errors import InvalidEvent, RunbookError
+from runbook_kit.notices import notice
+
+from region_failover import traffic
+
+logger = Logger(service="opsflow-region-failover")
+SCENARIO = "region-failover"
+ALARM_EVENT = "CloudWatch Alarm State Change"
+OVERRIDABLE = {"dryRun", "mode", "ignoreDuplicate", "ignoreCooldown", "requireApproval"}
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+
+
+class TargetUnhealthy(RunbookError):
+    """The region traffic would move to is not healthy enough to take it."""
+
+
+def _pairs(value: Any, name: str) -> dict[str, str]:
+    result = {}
+    for item in s.as_list(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise InvalidEvent(f"setting {name!r} must be key=value pairs, got {item!r}")
+        result[key.strip()] = val.strip()
+    return result
+
+
+def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+    merged = {**raw, **s.overrides(event, OVERRIDABLE)}
+    primary, standby = str(merged.get("primaryRegion", "")), str(merged.get("standbyRegion", ""))
+    for region in (primary, standby):
+        if not REGION.match(region):
+            raise InvalidEvent(f"region {region!r} is not an AWS region name")
+    if primary == standby:
+        raise InvalidEvent("the primary and standby regions must differ")
+    mechanism = str(merged.get("mechanism", "route53"))
+    if mechanism not in ("route53", "globalaccelerator"):
+        raise InvalidEvent(f"mechanism must be route53 or globalaccelerator, got {mechanism!r}")
+    return {
+        "regions": [primary, standby],
+        "primaryRegion": primary,
+        "standbyRegion": standby,
+        "alarms": _pairs(merged.get("alarms"), "alarms"),
+        "alarmRegion": str(merged.get("alarmRegion") or primary),
+        "mechanism": mechanism,
+        "hostedZoneId": str(merged.get("hostedZoneId", "")),
+        "recordName": str(merged.get("recordName", "")),
+        "listenerArn": str(merged.get("listenerArn", "")),
+        "targetGroups": _pairs(merged.get("targetGroups"), "targetGroups"),
+        "minHealthyTargets": s.as_int(merged.get("minHealthyTargets", 2), "minHealthyTargets", 1),
+        "cooldownMinutes": s.as_int(merged.get("cooldownMinutes", 60), "cooldownMinutes", 0),
+        "healthyPolls": s.as_int(merged.get("healthyPolls", 3), "healthyPolls", 1, 50),
+        "pollSeconds": s.as_int(merged.get("pollSeconds", 30), "pollSeconds", 1, 3600),
+        "maxPolls": s.as_int(merged.get("maxPolls", 10), "maxPolls", 1, 200),
+        "stateParameter": str(merged.get("stateParameter", "/opsflow/region-failover/state")),
+        "dryRun": s.as_bool(merged.get("dryRun", True), "dryRun"),
+        "ignoreCooldown": s.as_bool(merged.get("ignoreCooldown", False), "ignoreCooldown"),
+        "requireApproval": s.as_bool(merged.get("requireApproval", False), "requireApproval"),
+        "approvalTimeoutSeconds": s.as_int(
+            merged.get("approvalTimeoutSeconds", 900), "approvalTimeoutSeconds", 1, 86400
+        ),
+    }
+
+
+def _alarm(detail: dict[str, Any]) -> dict[str, Any]:
+    name = detail.get("alarmName")
+    state, previous = detail.get("state"), detail.get("previousState")
+    if not isinstance(name, str) or not name:
+        raise InvalidEvent("detail.alarmName is missing")
+    if not isinstance(state, dict) or not isinstance(state.get("value"), str):
+        raise InvalidEvent("detail.state.value is missing")
+    if previous is not None and not isinstance(previous, dict):
+        raise InvalidEvent("detail.previousState must be an object")
+    evaluated: list[Any] = []
+    raw = state.get("reasonData")
+    if raw:
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise InvalidEvent("detail.state.reasonData is not valid JSON") from None
+        if isinstance(data, dict):
+            evaluated = data.get("evaluatedDatapoints") or []
+    return {
+        "name": name,
+        "state": state["value"],
+        "previous": (previous or {}).get("value", "UNKNOWN"),
+        "reason": str(state.get("reason", "")),
+        "timestamp": str(state.get("timestamp", "")),
+        "evaluatedDatapoints": evaluated[:5],
+    }
+
+
+def parse(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
+    """Alarm event or manual run → the first plan: which region is impaired, where to go. Pure."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
+    config = _settings(raw, event)
+    mode = str((event.get("opsflow") or {}).get("mode", "failover"))
+    if mode not in ("failover", "failback"):
+        raise InvalidEvent(f"mode must be failover or failback, got {mode!r}")
+    time = event.get("time")
+    if not isinstance(time, str):
+        raise InvalidEvent("the event has no time")
+    plan: dict[str, Any] = {
+        "scenario": SCENARIO,
+        "execution": execution,
+        "mode": mode,
+        "time": time,
+        "dryRun": config["dryRun"],
+        "ignoreDuplicate": s.as_bool(
+            (event.get("opsflow") or {}).get("ignoreDuplicate", False), "ignoreDuplicate"
+        ),
+        "requireApproval": config["requireApproval"],
+        "approvalTimeoutSeconds": config["approvalTimeoutSeconds"],
+        "settings": config,
+    }
+    if event.get("source") == "aws.cloudwatch" and event.get("detail-type") == ALARM_EVENT:
+        if not isinstance(event.get("detail"), dict):
+            raise InvalidEvent("the alarm event has no detail object")
+        alarm = _alarm(event["detail"])
+        plan["alarm"] = alarm
+        plan["dedupeKey"] = f"{SCENARIO}#{alarm['name']}#{alarm['timestamp'] or time}"
+        plan["dedupeExpiresAt"] = int(datetime.now(UTC).timestamp()) + 14 * 86400
+        region = config["alarms"].get(alarm["name"])
+        if region is None:
+            plan["ignoredBecause"] = (
+                f"alarm {alarm['name']} is not one of the configured alarms "
+                f"({', '.join(config['alarms']) or 'none'})"
+            )
+        elif (alarm["previous"], alarm["state"]) != ("OK", "ALARM"):
+            plan["ignoredBecause"] = (
+                f"{alarm['name']} went {alarm['previous']} -> {alarm['state']}; only OK -> ALARM "
+                "starts a failover"
+            )
+        elif mode == "failback":
+            raise InvalidEvent("failback is a manual run (source opsflow.manual), not an alarm")
+        impaired = region or config["primaryRegion"]
+    elif event.get("source") == "opsflow.manual":
+        impaired = config["standbyRegion"] if mode == "failback" else config["primaryRegion"]
+    else:
+        raise InvalidEvent(
+            f"not a trigger of this runbook: source {event.get('source')!r}, detail-type "
+            f"{event.get('detail-type')!r} (expected a {ALARM_EVENT} or source opsflow.manual)"
+        )
+    plan["from"] = impaired
+    plan["to"] = next(r for r in config["regions"] if r != impaired)
+    return plan
+
+
+def _notices(plan: dict[str, Any], body: str) -> dict[str, Any]:
+    move = f"{plan['from']} -> {plan['to']}"
+    mode = "DRY RUN " if plan["dryRun"] else ""
+    verb = "failback" if plan["mode"] == "failback" else "failover"
+    why = plan.get("ignoredBecause") or plan.get("reason") or ""
+    return {
+        "detected": notice(
+            f"opsflow: {mode}region {verb} {move} starting",
+            f"{mode}{verb} {move}: moving traffic now",
+            f"{mode}Region {verb} {move} starting.\n\n{body}",
+        ),
+        "noAction": notice(
+            f"opsflow: region {verb}: no action",
+            f"{verb} {move}: no action ({why})"[:140],
+            f"No action: {why}.\n\n{body}",
+        ),
+        "escalate": notice(
+            f"opsflow: region {verb} {move}: ESCALATED, traffic not moved",
+            f"{verb} {move} refused: {plan.get('escalate', {}).get('cause', '')}"[:140],
+            f"ESCALATED, traffic was not moved: {plan.get('escalate', {}).get('cause', '')}\n\n{body}",
+        ),
+        "killSwitch": notice(
+            f"opsflow: region {verb} {move}: kill switch on, traffic not moved",
+            f"{verb} {move} needed; kill switch ON, act by hand",
+            f"Kill switch is ON: traffic was not moved.\n\n{body}",
+        ),
+        "dryRun": notice(
+            f"opsflow: DRY RUN region {verb} {move} checked",
+            f"DRY RUN {verb} {move}: checks passed, nothing moved",
+            f"DRY RUN: every check passed; traffic was not moved.\n\n{body}",
+        ),
+        "approval": notice(
+            f"opsflow: APPROVE region {verb} {move}?",
+            f"Approve {verb} {move}?",
+            f"Approval needed for region {verb} {move}.\n\n{body}",
+        ),
+    }
+
+
+def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[str]) -> str:
+    lines = [f"Mode: {plan['mode']}, from {plan['from']} to {plan['to']}, "
+             f"mechanism {plan['settings']['mechanism']}."]
+    alarm = plan.get("alarm")
+    if alarm:
+        lines.append(f"Alarm {alarm['name']}: {alarm['previous']} -> {alarm['state']} at "
+                     f"{alarm['timestamp']}. {alarm['reason']}")
+    if before:
+        lines.append("Traffic now: " + ", ".join(f"{r} {w}" for r, w in before.items()))
+    lines += [f"  - {c}" for c in checks]
+    return "\n".join(lines)
+
+
+@logger.inject_lambda_context
+def parse_alarm(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict) or "event" not in payload or "settings" not in payload:
+        raise InvalidEvent("the payload must hold event and settings")
+    return parse(payload["event"], payload["settings"], payload.get("execution", ""))
+
+
+@logger.inject_lambda_context
+def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Read the traffic, the cooldown and the target's health; decide whether to move."""
+    plan = dict(payload["plan"])
+    config = plan["settings"]
+    if plan.get("ignoredBecause"):
+        plan.update(actionable=False, summary=plan["ignoredBecause"])
+        plan["notices"] = _notices(plan, _describe(plan, None, []))
+        return plan
+    client_for = aws.client
+    before = traffic.read(client_for, config)
+    plan["before"] = before
+    wanted = {plan["from"]: 0, plan["to"]: 100}
+    plan["wanted"] = wanted
+    checks: list[str] = []
+    now = datetime.fromisoformat(plan["time"].replace("Z", "+00:00"))
+    state = traffic.load_state(aws.client("ssm", config["primaryRegion"]), config["stateParameter"])
+    since = traffic.minutes_since(state.get("lastFailover"), now)
+    reason = None
+    if before == wanted:
+        reason = f"traffic is already in {plan['to']}"
+    elif plan["mode"] == "failover" and before.get(plan["from"], 0) == 0:
+        reason = f"{plan['from']} carries no traffic"
+    elif (
+        plan["mode"] == "failover"
+        and not config["ignoreCooldown"]
+        and since is not None
+        and since < config["cooldownMinutes"]
+    ):
+        reason = (
+            f"cooldown: the last failover was {since:.0f} min ago, less than "
+            f"{config['cooldownMinutes']} min"
+        )
+    if reason:
+        plan.update(actionable=False, reason=reason, summary=reason)
+        plan["notices"] = _notices(plan, _describe(plan, before, checks))
+        return plan
+    target = plan["to"]
+    problems = []
+    group = config["targetGroups"].get(target)
+    if group:
+        healthy, total = traffic.healthy_targets(aws.client("elbv2", target), group)
+        checks.append(f"{target}: {healthy} of {total} targets healthy "
+                      f"(at least {config['minHealthyTargets']} needed)")
+        if healthy < config["minHealthyTargets"]:
+            problems.append(f"{target} has {healthy} healthy targets, fewer than "
+                            f"{config['minHealthyTargets']}")
+    else:
+        problems.append(f"no target group configured for {target}")
+    alarm_name = next((n for n, r in config["alarms"].items() if r == target), None)
+    if alarm_name:
+        alarm = traffic.alarm_state(aws.client("cloudwatch", config["alarmRegion"]), alarm_name)
+        checks.append(f"{target}: canary alarm {alarm_name} is {alarm}")
+        if alarm != "OK":
+            problems.append(f"{target}'s canary alarm {alarm_name} is {alarm}")
+    plan["checks"] = checks
+    plan["actionable"] = True
+    if problems:
+        plan["escalate"] = {"cause": "Pre-flight failed: " + "; ".join(problems)
+                            + ". Traffic was not moved into a region that may be worse."}
+    plan["summary"] = f"{plan['mode']} {plan['from']} -> {plan['to']}"
+    plan["notices"] = _notices(plan, _describe(plan, before, checks))
+    return plan
+
+
+@logger.inject_lambda_context
+def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Record the before-state in Parameter Store, then move the traffic."""
+    plan = payload["plan"]
+    config = plan["settings"]
+    if plan["dryRun"]:
+        current = traffic.read(aws.client, config)
+        return {"dryRun": True, "wouldSet": plan["wanted"], "current": current}
+    ssm = aws.client("ssm", config["primaryRegion"])
+    state = traffic.load_state(ssm, config["stateParameter"])
+    state.update(before=plan["before"], execution=plan["execution"], mode=plan["mode"],
+                 at=plan["time"])
+    if plan["mode"] == "failover":
+        state["lastFailover"] = plan["time"]
+    traffic.save_state(ssm, config["stateParameter"], state)
+    return traffic.shift(aws.client, config, plan["wanted"])
+
+
+@logger.inject_lambda_context
+def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Change in sync, and the target's canary healthy for enough consecutive checks."""
+    plan, shifted, verify = payload["plan"], payload["act"], payload["verify"]
+    config = plan["settings"]
+    synced = traffic.in_sync(aws.client, config, shifted)
+    target = plan["to"]
+    alarm_name = next((n for n, r in config["alarms"].items() if r == target), None)
+    alarm = (
+        traffic.alarm_state(aws.client("cloudwatch", config["alarmRegion"]), alarm_name)
+        if alarm_name
+        else "OK"
+    )
+    streak = int(verify.get("streak", 0)) + 1 if synced and alarm == "OK" else 0
+    converged = streak >= config["healthyPolls"]
+    now = traffic.read(aws.client, config)
+    summary = (f"traffic {', '.join(f'{r} {w}' for r, w in now.items())}; change "
+               f"{'in sync' if synced else 'propagating'}; {target} canary {alarm} "
+               f"({streak}/{config['healthyPolls']} healthy checks)")
+    verb = "failback" if plan["mode"] == "failback" else "failover"
+    return {
+        "attempt": int(verify["attempt"]) + 1,
+        "streak": streak,
+        "maxPolls": config["maxPolls"],
+        "converged": converged,
+        "traffic": now,
+        "summary": summary,
+        "notice": notice(
+            f"opsflow: region {verb} {plan['from']} -> {plan['to']} verified",
+            f"{verb} to {plan['to']} verified: {summary}"[:140],
+            f"Region {verb} verified: {summary}.\n\nBefore: "
+            + ", ".join(f"{r} {w}" for r, w in plan["before"].items())
+            + "\nAfter: " + ", ".join(f"{r} {w}" for r, w in now.items())
+            + ("\n\nFail back when the primary is healthy again: rerun with "
+               '{"opsflow": {"mode": "failback"}}.' if verb == "failover" else ""),
+        ),
+    }
+
+
+@logger.inject_lambda_context
+def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Put the recorded weights/dials back and report the traffic as it now is."""
+    plan = payload["plan"]
+    config = plan["settings"]
+    error = payload.get("error") or {}
+    restored = False
+    if not plan["dryRun"] and plan.get("before"):
+        if traffic.read(aws.client, config) != plan["before"]:
+            traffic.shift(aws.client, config, plan["before"])
+            restored = True
+    now = traffic.read(aws.client, config)
+    failure = f"{error.get('Error', 'unknown')}: {str(error.get('Cause', '')).strip()[:300]}"
+    cause = (
+        f"Region {plan['mode']} {plan['from']} -> {plan['to']} failed ({failure}). "
+        + ("The recorded traffic split was restored. " if restored else "Traffic was not moved. ")
+        + "Traffic now: " + ", ".join(f"{r} {w}" for r, w in now.items())
+    )
+    return {
+        "cause": cause,
+        "traffic": now,
+        "notice": notice(
+            f"opsflow: region {plan['mode']} FAILED, rolled back",
+            f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic restored: "
+            + ", ".join(f"{r} {w}" for r, w in now.items()),
+            cause,
+        ),
+    }

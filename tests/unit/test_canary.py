@@ -1,0 +1,250 @@
+"""The canary Lambda: measure each region, publish CanaryResponseTime, read it back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from botocore.exceptions import ParamValidationError
+from botocore.validate import validate_parameters
+from moto import mock_aws
+
+from functions.region_failover import canary
+
+ENDPOINTS = {
+    "us-east-1": "https://use1.shop.example.com/health",
+    "us-east-2": "https://use2.shop.example.com/health",
+}
+STAMP = datetime(2026, 3, 14, 3, 12, tzinfo=UTC)
+
+
+class FakeFetch:
+    """Answers per URL: a number of ms, or an exception to raise; records every call."""
+
+    def __init__(self, answers: dict[str, float | Exception]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, float]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, timeout: float) -> float:
+        with self._lock:
+            self.calls.append((url, timeout))
+        answer = self.answers[url]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def put_metric_data_shape() -> Any:
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    return model.operation_model("PutMetricData").input_shape
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 500 if self.path.startswith("/broken") else 200
+        body = b"ok" * 1000
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+# --- measure ----------------------------------------------------------------------------------
+
+
+def test_measure_fast_slow_and_failing_regions() -> None:
+    endpoints = {**ENDPOINTS, "eu-west-1": "https://euw1.shop.example.com/health"}
+    fetch = FakeFetch(
+        {
+            ENDPOINTS["us-east-1"]: 42.5,
+            ENDPOINTS["us-east-2"]: 2600.0,
+            endpoints["eu-west-1"]: urllib.error.URLError("connection refused"),
+        }
+    )
+    result = canary.measure(endpoints, fetch=fetch, timeout=5.0)
+    assert result == {"us-east-1": 42.5, "us-east-2": 2600.0, "eu-west-1": None}
+    assert list(result) == list(endpoints)
+    assert sorted(fetch.calls) == sorted((url, 5.0) for url in endpoints.values())
+
+
+def test_measure_treats_an_answer_past_the_timeout_as_failed() -> None:
+    fetch = FakeFetch({ENDPOINTS["us-east-1"]: 2000.1, ENDPOINTS["us-east-2"]: TimeoutError()})
+    assert canary.measure(ENDPOINTS, fetch=fetch, timeout=2.0) == {
+        "us-east-1": None,
+        "us-east-2": None,
+    }
+
+
+def test_measure_times_a_real_get(server: str) -> None:
+    endpoints = {"us-east-1": f"{server}/health", "us-east-2": f"{server}/broken"}
+    result = canary.measure(endpoints, timeout=2.0)
+    assert result["us-east-2"] is None  # HTTP 500 is a failed probe
+    assert result["us-east-1"] is not None and 0.0 < result["us-east-1"] < 2000.0
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "timeout"),
+    [
+        ({}, 5.0),
+        ({"us-east-1": "ftp://example.com/"}, 5.0),
+        ({"us-east-1": "not a url"}, 5.0),
+        ({"": "https://example.com/"}, 5.0),
+        (ENDPOINTS, 0),
+        (ENDPOINTS, -1.0),
+        (ENDPOINTS, float("nan")),
+    ],
+)
+def test_measure_rejects_bad_configuration(endpoints: dict[str, str], timeout: float) -> None:
+    with pytest.raises(ValueError):
+        canary.measure(endpoints, fetch=FakeFetch({}), timeout=timeout)
+
+
+# --- metric data ------------------------------------------------------------------------------
+
+
+def test_metric_data_records_a_failed_probe_as_the_timeout() -> None:
+    data = canary.metric_data({"us-east-1": 42.5, "us-east-2": None}, STAMP, timeout=5.0)
+    assert data == [
+        {
+            "MetricName": "CanaryResponseTime",
+            "Dimensions": [{"Name": "Region", "Value": "us-east-1"}],
+            "Timestamp": STAMP,
+            "Value": 42.5,
+            "Unit": "Milliseconds",
+        },
+        {
+            "MetricName": "CanaryResponseTime",
+            "Dimensions": [{"Name": "Region", "Value": "us-east-2"}],
+            "Timestamp": STAMP,
+            "Value": 5000.0,
+            "Unit": "Milliseconds",
+        },
+    ]
+
+
+def test_metric_data_validates_against_the_put_metric_data_shape() -> None:
+    shape = put_metric_data_shape()
+    data = canary.metric_data({"us-east-1": 42.5, "us-east-2": None}, STAMP)
+    validate_parameters({"Namespace": canary.NAMESPACE, "MetricData": data}, shape)
+    broken = [dict(data[0], Value="42.5")]
+    with pytest.raises(ParamValidationError):
+        validate_parameters({"Namespace": canary.NAMESPACE, "MetricData": broken}, shape)
+
+
+# --- publish and handler ----------------------------------------------------------------------
+
+
+def test_publish_to_cloudwatch_and_read_back() -> None:
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        for minute, ms in enumerate([40.0, 44.0, None]):
+            measurements = {"us-east-1": ms, "us-east-2": 90.0}
+            stamp = STAMP + timedelta(minutes=minute)
+            assert canary.publish(cloudwatch, canary.metric_data(measurements, stamp)) == 2
+
+        def read(region: str) -> list[tuple[datetime, float, float]]:
+            points = cloudwatch.get_metric_statistics(
+                Namespace="opsflow/Canary",
+                MetricName="CanaryResponseTime",
+                Dimensions=[{"Name": "Region", "Value": region}],
+                StartTime=STAMP - timedelta(minutes=5),
+                EndTime=STAMP + timedelta(minutes=5),
+                Period=60,
+                Statistics=["Average", "SampleCount"],
+            )["Datapoints"]
+            return sorted((p["Timestamp"], p["Average"], p["SampleCount"]) for p in points)
+
+        east1 = read("us-east-1")
+        assert [(avg, n) for _, avg, n in east1] == [(40.0, 1.0), (44.0, 1.0), (5000.0, 1.0)]
+        assert [t for t, *_ in east1] == [STAMP + timedelta(minutes=m) for m in range(3)]
+        assert [avg for _, avg, _ in read("us-east-2")] == [90.0, 90.0, 90.0]
+
+
+def test_publish_splits_into_calls_of_at_most_1000() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        def put_metric_data(self, **kwargs: Any) -> None:
+            self.calls.append(kwargs)
+
+    recorder = Recorder()
+    data = canary.metric_data({f"r{i}": float(i) for i in range(2500)}, STAMP)
+    assert canary.publish(recorder, data) == 2500
+    assert [len(c["MetricData"]) for c in recorder.calls] == [1000, 1000, 500]
+    assert {c["Namespace"] for c in recorder.calls} == {"opsflow/Canary"}
+
+
+def test_handler_measures_publishes_and_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetch = FakeFetch({ENDPOINTS["us-east-1"]: 75.25, ENDPOINTS["us-east-2"]: OSError("reset")})
+    monkeypatch.setattr(canary, "fetch_url", fetch)
+    monkeypatch.setenv("ENDPOINTS", json.dumps(ENDPOINTS))
+    monkeypatch.setenv("TIMEOUT_SECONDS", "3")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        result = canary.handler({"source": "aws.events"}, None)
+        listed = boto3.client("cloudwatch", region_name="us-east-1").list_metrics(
+            Namespace="opsflow/Canary"
+        )["Metrics"]
+    assert result == {"us-east-1": 75.25, "us-east-2": None}
+    assert {fetch.calls[0][1], fetch.calls[1][1]} == {3.0}
+    assert sorted(m["Dimensions"][0]["Value"] for m in listed) == ["us-east-1", "us-east-2"]
+    assert {m["MetricName"] for m in listed} == {"CanaryResponseTime"}
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "timeout", "message"),
+    [
+        (None, "5", "ENDPOINTS is not set"),
+        ("{not json", "5", "not valid JSON"),
+        ('["https://example.com/"]', "5", "non-empty object"),
+        ('{"us-east-1": "example.com"}', "5", "http\\(s\\) URL"),
+        ('{"us-east-1": "https://example.com/"}', "soon", "TIMEOUT_SECONDS"),
+        ('{"us-east-1": "https://example.com/"}', "0", "positive"),
+    ],
+)
+def test_handler_rejects_bad_configuration(
+    monkeypatch: pytest.MonkeyPatch, endpoints: str | None, timeout: str, message: str
+) -> None:
+    if endpoints is None:
+        monkeypatch.delenv("ENDPOINTS", raising=False)
+    else:
+        monkeypatch.setenv("ENDPOINTS", endpoints)
+    monkeypatch.setenv("TIMEOUT_SECONDS", timeout)
+    monkeypatch.setattr(canary, "fetch_url", FakeFetch({}))
+    with pytest.raises(ValueError, match=message):
+        canary.handler({}, None)
+
+
+def test_handler_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    fetch = FakeFetch({"https://example.com/": 10.0})
+    monkeypatch.setattr(canary, "fetch_url", fetch)
+    monkeypatch.setattr(canary, "publish", lambda cloudwatch, data: len(data))
+    monkeypatch.setenv("ENDPOINTS", '{"us-east-1": "https://example.com/"}')
+    monkeypatch.delenv("TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert canary.handler({}, None) == {"us-east-1": 10.0}
+    assert fetch.calls == [("https://example.com/", 5.0)]

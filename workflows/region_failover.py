@@ -1,0 +1,125 @@
+"""region-failover: an anomaly-detected latency alarm → a verified cross-region traffic shift.
+
+Detect reads the alarm event (only the configured alarms, only OK → ALARM), works out the
+impaired and target regions, and runs the pre-flight: traffic really is in the impaired region,
+no failover within the cooldown (state in Parameter Store), and the target region is healthy
+(enough healthy NLB targets, its own canary alarm OK): otherwise escalate and move nothing.
+An optional human approval comes before the act. Act records the before-state and shifts the
+traffic (Route 53 weighted records or a Global Accelerator traffic dial). Verify waits for the
+change to be in sync and the target's canary to stay healthy for consecutive checks. Rollback
+restores the recorded split. A manual run with ``{"opsflow": {"mode": "failback"}}`` moves
+traffic back with the same pre-flight, verify and rollback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepfunctions.steps import ChoiceRule
+
+from workflows import runbook, sdk
+
+SCENARIO = "region-failover"
+
+SETTINGS = {
+    "dryRun": "${DryRun}",
+    "primaryRegion": "${PrimaryRegion}",
+    "standbyRegion": "${StandbyRegion}",
+    "alarms": "${CanaryAlarms}",
+    "alarmRegion": "${AlarmRegion}",
+    "mechanism": "${TrafficMechanism}",
+    "hostedZoneId": "${HostedZoneId}",
+    "recordName": "${RecordName}",
+    "listenerArn": "${AcceleratorListenerArn}",
+    "targetGroups": "${TargetGroupArns}",
+    "minHealthyTargets": "${MinHealthyTargets}",
+    "cooldownMinutes": "${FailoverCooldownMinutes}",
+    "healthyPolls": "${HealthyPollsRequired}",
+    "pollSeconds": "${FailoverPollSeconds}",
+    "maxPolls": "${FailoverMaxPolls}",
+    "stateParameter": "${FailoverStateParameterName}",
+    "requireApproval": "${RequireApproval}",
+    "approvalTimeoutSeconds": "${ApprovalTimeoutSeconds}",
+}
+
+
+def phases() -> runbook.Phases:
+    parse = runbook.lambda_task(
+        "Detect: Read alarm",
+        "ParseAlarmFunction",
+        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        result_path="$.plan",
+    )
+    preflight = runbook.lambda_task(
+        "Detect: Pre-flight target region", "PreflightFunction", {"plan.$": "$.plan"},
+        result_path="$.plan",
+    )
+    parse.next(preflight)
+
+    shift = runbook.lambda_task(
+        "Act: Record and shift traffic", "ShiftTrafficFunction", {"plan.$": "$.plan"},
+        result_path="$.act",
+    )
+
+    start = sdk.Pass("Verify: Start checks", result={"attempt": 0, "streak": 0},
+                     result_path="$.verify")
+    wait = sdk.Wait("Verify: Wait for propagation", seconds_path="$.plan.settings.pollSeconds")
+    check = runbook.lambda_task(
+        "Verify: Check target region",
+        "CheckFailoverFunction",
+        {"plan.$": "$.plan", "act.$": "$.act", "verify.$": "$.verify"},
+        result_path="$.verify",
+    )
+    done = sdk.Choice("Verify: In sync and healthy?")
+    gave_up = sdk.Pass(
+        "Verify: Give up",
+        parameters={
+            "Error": "Runbook.VerifyTimedOut",
+            "Cause.$": "States.Format('Failover not confirmed after {} checks: {}', "
+            "$.verify.attempt, $.verify.summary)",
+        },
+        result_path="$.error",
+    )
+    start.next(wait)
+    wait.next(check)
+    check.next(done)
+    done.add_choice(
+        ChoiceRule.And([
+            ChoiceRule.BooleanEquals("$.verify.converged", False),
+            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
+        ]),
+        gave_up,
+    )
+    done.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
+
+    restore = runbook.lambda_task(
+        "Rollback: Restore traffic split",
+        "RestoreTrafficFunction",
+        {"plan.$": "$.plan", "error.$": "$.error"},
+        result_path="$.rollback",
+    )
+
+    return runbook.Phases(
+        scenario=SCENARIO,
+        comment="opsflow region-failover: anomaly-detected latency -> verified cross-region "
+        "traffic shift, with rollback and failback.",
+        detect=parse,
+        detect_tail=preflight,
+        detect_tasks=[parse, preflight],
+        act=shift,
+        act_tail=shift,
+        act_tasks=[shift],
+        verify=start,
+        verify_tail=done,
+        verify_tasks=[check],
+        verify_gave_up=gave_up,
+        rollback=restore,
+        rollback_tail=restore,
+        rollback_tasks=[restore],
+        rollback_escalate_from=[],
+        approval=True,
+    )
+
+
+def definition() -> dict[str, Any]:
+    return runbook.build(phases())
