@@ -19,6 +19,7 @@ CASES = [
     ("health-abuse", "events/health-abuse/dos-report-arn.json", "mitigated, 3 instances"),
     ("health-abuse", "events/health-abuse/dos-report-unknown.json", "no-action"),
     ("ebs-quota-forecast", "events/ebs-quota-forecast/daily-schedule.json", "3 regions, 1 request"),
+    ("region-failover", "events/region-failover/alarm-primary.json", "Route 53 failover"),
 ]
 
 
@@ -57,8 +58,27 @@ def bench_runbooks() -> None:
     )
 
 
+def bench_failover_detection() -> None:
+    """Virtual time from the first anomalous datapoint to a verified failover."""
+    from opsflow.engine.runner import LocalEngine
+
+    with LocalEngine(scenarios=["region-failover"]) as engine:
+        start = engine.clock.now()
+        played = engine.chaos_latency("us-east-1", delay_ms=300, minutes=15)
+        assert played.event is not None
+        detected = (engine.clock.now() - start).total_seconds()
+        execution = engine.run("region-failover", played.event)
+    print(
+        f"region-failover, +300 ms on us-east-1: alarm after {detected:.0f} s (detection), "
+        f"failover verified {execution.virtual_seconds:.0f} s later (reaction): "
+        f"{detected + execution.virtual_seconds:.0f} s virtual from the first anomalous "
+        f"datapoint; {execution.transitions} transitions, outcome {execution.outcome}"
+    )
+
+
 def main() -> int:
     bench_runbooks()
+    bench_failover_detection()
     print()
     from bench import forecast_backtest
 

@@ -17,15 +17,23 @@ def load_event(relative: str) -> Any:
 
 
 @pytest.fixture
-def engine_factory() -> Iterator[Any]:
-    """Start a local engine (fresh emulated account) with faults and parameter overrides."""
+def engine_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Start a local engine (fresh emulated account) with faults and parameter overrides.
+
+    Only the world and state machine of the test module's ``SCENARIO`` are built, when it has one.
+    """
+    scenario = getattr(request.module, "SCENARIO", None)
     from opsflow.engine.boundary import parse_fault
     from opsflow.engine.runner import LocalEngine
 
     started: list[Any] = []
 
     def start(faults: tuple[str, ...] = (), **parameters: str) -> Any:
-        engine = LocalEngine(faults=[parse_fault(f) for f in faults], parameters=parameters)
+        engine = LocalEngine(
+            faults=[parse_fault(f) for f in faults],
+            parameters=parameters,
+            scenarios=[scenario] if scenario else None,
+        )
         engine.__enter__()
         started.append(engine)
         return engine

@@ -236,10 +236,10 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     state = traffic.load_state(aws.client("ssm", config["primaryRegion"]), config["stateParameter"])
     since = traffic.minutes_since(state.get("lastFailover"), now)
     reason = None
-    if before == wanted:
-        reason = f"traffic is already in {plan['to']}"
-    elif plan["mode"] == "failover" and before.get(plan["from"], 0) == 0:
+    if plan["mode"] == "failover" and before.get(plan["from"], 0) == 0:
         reason = f"{plan['from']} carries no traffic"
+    elif before == wanted:
+        reason = f"traffic is already in {plan['to']}"
     elif (
         plan["mode"] == "failover"
         and not config["ignoreCooldown"]

@@ -21,14 +21,22 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, str], Any] = {}
 
 
+_session: boto3.session.Session | None = None
+
+
 def client(service: str, region: str) -> Any:
-    """A cached boto3 client for ``service`` in ``region`` (thread-safe)."""
+    """A cached boto3 client for ``service`` in ``region`` (thread-safe).
+
+    One session for the process, so service models are loaded once; clients are created under
+    a lock because a session is not thread-safe, and used freely after (clients are).
+    """
+    global _session
     key = (service, region)
     with _lock:
         if key not in _cache:
-            _cache[key] = boto3.session.Session().client(
-                service, region_name=region, config=_CONFIG
-            )
+            if _session is None:
+                _session = boto3.session.Session()
+            _cache[key] = _session.client(service, region_name=region, config=_CONFIG)
         return _cache[key]
 
 

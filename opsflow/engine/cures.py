@@ -7,6 +7,7 @@ cures are still needed. :func:`install` is idempotent and process-wide.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -194,6 +195,81 @@ def _cure_event_arrays() -> None:
     EventPattern._flatten_dict = staticmethod(flatten_event)
 
 
+class _Deadline(threading.Event):
+    """The event a Task state waits on until its ``TimeoutSeconds``. It is set when the task
+    ends, as before; :func:`expire_task_timeouts` makes a waiting task time out at once,
+    advancing the virtual clock by its timeout (a local run never waits for real)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            return super().wait()
+        with _deadline_lock:
+            _deadlines.append(self)
+        self.expired = False
+        try:
+            while not self.expired:
+                if super().wait(0.05):
+                    return True
+            CLOCK.advance(timeout)
+            return False
+        finally:
+            with _deadline_lock:
+                _deadlines.remove(self)
+
+
+_deadlines: list[_Deadline] = []
+_deadline_lock = threading.Lock()
+
+
+def expire_task_timeouts() -> int:
+    """Make every Task state now waiting for its result time out (``States.Timeout``)."""
+    with _deadline_lock:
+        waiting = list(_deadlines)
+    for deadline in waiting:
+        deadline.expired = True
+    return len(waiting)
+
+
+def _virtual_task_timeouts() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+
+    execute_state.threading = SimpleNamespace(Event=_Deadline)
+
+
+def _cache_task_clients() -> None:
+    """Speed, not a defect: the interpreter creates a new boto3 client for every task it runs
+    (tens of milliseconds each). Clients are thread-safe, so keep one per service and region."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    client_lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:
+            return original(region=region, service=service, state_credentials=state_credentials)
+        with client_lock:
+            if (service, region) not in clients:
+                clients[(service, region)] = original(region=region, service=service)
+            return clients[(service, region)]
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def _cache_json_paths() -> None:
+    """Speed, not a defect: jsonpath-ng builds a new parser (and reads its tables) for every
+    JSONPath the interpreter evaluates. A parsed path is only read, so keep one per text."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)
+
+
 def _cache_parse_trees() -> None:
     """Speed, not a defect: moto parses the definition with ANTLR at create and again at every
     start (hundreds of ms for a runbook-sized definition). The parse tree depends only on the
@@ -239,6 +315,9 @@ def install() -> VirtualClock:
             _history_hook()
             _cache_parse_trees()
             _cure_event_arrays()
+            _virtual_task_timeouts()
+            _cache_task_clients()
+            _cache_json_paths()
             _virtual_time()
             _installed = True
     return CLOCK

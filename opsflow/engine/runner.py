@@ -205,7 +205,13 @@ class LocalEngine:
         api.activate(self.boundary)
         dynamics.activate(self.dynamics)
         with api.bypass():
+            # moto creates each region's default VPC on first use, drawing random IDs: do it for
+            # every region any world uses, so a world's IDs do not depend on which others exist.
+            for region in sorted({r for regions in worlds.REGIONS.values() for r in regions}):
+                self.client("ec2", region).describe_vpcs()
             for scenario in self.scenarios:
+                # Each world has its own seed: its IDs do not depend on which others are built.
+                mock_random.seed(SEED + sum(map(ord, scenario)))
                 self.world[scenario] = worlds.BUILDERS[scenario](self)
             self._deploy()
         return self
@@ -572,17 +578,10 @@ class LocalEngine:
                 taskToken=token, error="Runbook.Rejected", cause="Rejected by the local operator"
             )
         else:
-            timeout = self._approval_timeout
-            self.clock.advance(timeout)
-            sfn.send_task_failure(
-                taskToken=token,
-                error="States.Timeout",
-                cause=f"No answer to the approval request within {timeout} s (virtual time)",
-            )
-
-    @property
-    def _approval_timeout(self) -> int:
-        return int(self.parameters().get("ApprovalTimeoutSeconds", 900))
+            # Nobody answers: the task's TimeoutSeconds elapses on the virtual clock.
+            deadline = time.monotonic() + 5
+            while not cures.expire_task_timeouts() and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     def _history(self, arn: str, skip: int) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")

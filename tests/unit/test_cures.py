@@ -462,3 +462,58 @@ def test_a_definition_with_a_syntax_error_still_raises() -> None:
     for _ in range(2):
         with pytest.raises(ASLParserException):
             AmazonStateLanguageParser.parse(broken)
+
+
+# ------------------------------------------------------------------------- virtual task timeouts
+def test_task_timeout_elapses_on_the_virtual_clock(aws: None) -> None:
+    """A task waiting for a token that never comes times out when the engine says so,
+    advancing the clock by its TimeoutSeconds instead of waiting for real."""
+    import threading
+
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name=f"approvals-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    definition = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+                "Parameters": {"TopicArn": topic, "Message.$": "$$.Task.Token"},
+                "TimeoutSeconds": 900,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "TimedOut"}],
+                "End": True,
+            },
+            "TimedOut": {"Type": "Pass", "End": True},
+        },
+    }
+
+    def expire() -> None:
+        deadline = time.monotonic() + 5
+        while not cures.expire_task_timeouts() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    cures.CLOCK.reset()
+    threading.Thread(target=expire, daemon=True).start()
+    started = time.monotonic()
+    result = run(definition)
+    assert result.status == "SUCCEEDED"
+    assert any(e.get("stateEnteredEventDetails", {}).get("name") == "TimedOut" for e in result.history)
+    assert cures.CLOCK.elapsed() >= 900
+    assert time.monotonic() - started < 10
+
+
+# ------------------------------------------------------------------------- speed cures
+def test_task_clients_are_reused(aws: None) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    cures.install()
+    first = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+    again = lambda_eval_utils.boto_client_for(region=REGION, service="lambda")
+    assert first is again
+
+
+def test_json_paths_are_parsed_once() -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    cures.install()
+    assert json_path.parse("$.plan.targets[0]") is json_path.parse("$.plan.targets[0]")

@@ -22,10 +22,10 @@ OTHER_ACCOUNT = "210987654321"
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:opsflow-health-abuse:run-1"
 DOS = "AWS_ABUSE_DOS_REPORT"
 
-I1 = "i-d786607b85e70a63d"
-I2 = "i-97ab64c57283cac8e"
-I3 = "i-839d76b1e278db1d8"
-I4 = "i-6301c994028a29d88"
+I1 = "i-40388cb894a7263cf"
+I2 = "i-c54064131a9dbfe34"
+I3 = "i-42483ca7547a5f49c"
+I4 = "i-99e6f7aca3a0ab848"
 I5 = "i-0123456789abcdef0"
 
 # What the state machine passes: template parameters, every one a string.

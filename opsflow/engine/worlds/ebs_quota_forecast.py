@@ -12,7 +12,7 @@ import random
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-import boto3
+from runbook_kit.aws import client
 
 REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 NAMESPACE = "opsflow/EBS"
@@ -57,8 +57,8 @@ def build(context: Any) -> dict[str, Any]:
     quotas.set_applied("eu-west-1", IO2, 20.0)
     summary: dict[str, Any] = {}
     for region, types in _shapes(rng).items():
-        ec2 = boto3.client("ec2", region_name=region)
-        cloudwatch = boto3.client("cloudwatch", region_name=region)
+        ec2 = client("ec2", region)
+        cloudwatch = client("cloudwatch", region)
         for volume_type, series in types.items():
             _volumes(ec2, region, volume_type, series[-1])
             data = [

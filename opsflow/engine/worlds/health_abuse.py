@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
+from runbook_kit.aws import client
 
 REGIONS = ["us-east-1", "eu-west-1"]
 AMI = "ami-12c6146b"
@@ -52,7 +52,7 @@ def _instance(ec2: Any, subnet: str, groups: list[str], tags: list[dict[str, Any
 
 
 def build(context: Any = None) -> dict[str, Any]:
-    east = boto3.client("ec2", region_name="us-east-1")
+    east = client("ec2", "us-east-1")
     vpc, subnet = _network(east, "10.20.0.0/16", "shop")
     web = _group(east, vpc, "shop-web", 443)
     admin = _group(east, vpc, "shop-admin", 22)
@@ -64,7 +64,7 @@ def build(context: Any = None) -> dict[str, Any]:
     )
     payments = _instance(east, subnet, [web], _tags("payments-api", "Prod"))
 
-    west = boto3.client("ec2", region_name="eu-west-1")
+    west = client("ec2", "eu-west-1")
     vpc_eu, subnet_eu = _network(west, "10.30.0.0/16", "batch")
     batch_group = _group(west, vpc_eu, "batch-workers", 8080)
     batch = _instance(west, subnet_eu, [batch_group], _tags("batch-eu-1", "Dev"))

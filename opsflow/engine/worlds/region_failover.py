@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import boto3
+from runbook_kit.aws import client
 
 from opsflow.engine import alarms
 
@@ -21,7 +21,7 @@ HISTORY = timedelta(hours=3)
 
 
 def _region(region: str, cidr: str) -> dict[str, Any]:
-    ec2 = boto3.client("ec2", region_name=region)
+    ec2 = client("ec2", region)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace("0.0/16", "1.0/24"),
                                AvailabilityZone=f"{region}a")["Subnet"]["SubnetId"]
@@ -34,7 +34,7 @@ def _region(region: str, cidr: str) -> dict[str, Any]:
                                 "Tags": [{"Key": "Name", "Value": f"web-{region}"}]}],
         )["Instances"]
     ]
-    elbv2 = boto3.client("elbv2", region_name=region)
+    elbv2 = client("elbv2", region)
     nlb = elbv2.create_load_balancer(Name=f"web-{region}", Subnets=[subnet], Type="network",
                                      Scheme="internet-facing")["LoadBalancers"][0]
     group = elbv2.create_target_group(Name=f"web-{region}", Protocol="TCP", Port=443, VpcId=vpc,
@@ -52,7 +52,7 @@ def build(context: Any) -> dict[str, Any]:
         "us-east-1": _region("us-east-1", "10.40.0.0/16"),
         "us-east-2": _region("us-east-2", "10.50.0.0/16"),
     }
-    route53 = boto3.client("route53", region_name="us-east-1")
+    route53 = client("route53", "us-east-1")
     zone = route53.create_hosted_zone(Name=ZONE, CallerReference="opsflow-world")["HostedZone"]
     zone_id = zone["Id"].split("/")[-1]
     route53.change_resource_record_sets(
@@ -74,7 +74,7 @@ def build(context: Any) -> dict[str, Any]:
             ]
         },
     )
-    ga = boto3.client("globalaccelerator", region_name="us-west-2")
+    ga = client("globalaccelerator", "us-west-2")
     accelerator = ga.create_accelerator(Name="shop", IpAddressType="IPV4", Enabled=True,
                                         IdempotencyToken="opsflow-world")["Accelerator"]
     listener = ga.create_listener(
@@ -93,7 +93,7 @@ def build(context: Any) -> dict[str, Any]:
         )
     context.clock.advance(30)  # the accelerator is deployed before any incident starts
     now = context.clock.now()
-    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    cloudwatch = client("cloudwatch", "us-east-1")
     for index, region in enumerate(REGIONS):
         series = alarms.synthetic_history(region, now - HISTORY, now, BASE_MS[region],
                                           NOISE_MS[region], seed=20191202 + index)
