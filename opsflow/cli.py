@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from typing import Any, NoReturn
 
 from opsflow.template import ROOT
 
-RUNS = ROOT / ".opsflow" / "runs"
+RUNS = Path(os.environ.get("OPSFLOW_RUNS_DIR") or ROOT / ".opsflow" / "runs")
+"""Where local runs are saved for ``opsflow rerun`` (``OPSFLOW_RUNS_DIR`` moves it)."""
 
 
 class UsageError(Exception):
@@ -244,7 +246,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         raise UsageError("give a RUN_ID (see .opsflow/runs/) or --aws EXECUTION_ARN")
     path = RUNS / f"{args.run_id}.json"
     if not path.is_file():
-        raise UsageError(f"no saved run {args.run_id!r} in {RUNS.relative_to(ROOT)}")
+        raise UsageError(f"no saved run {args.run_id!r} in {RUNS}")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         scenario, event = _scenario(record["scenario"]), record["input"]

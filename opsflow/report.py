@@ -64,7 +64,9 @@ class Trace:
         name = details["name"]
         phase = phase_of(name)
         label = name.split(": ", 1)[1] if phase != "End" else name
-        if phase != self.phase:
+        if phase != self.phase and self.depth == 0:
+            if self.phase is not None:
+                self.out.write(self.paint(f"  {'':10}{'·' * 40}", "2") + "\n")
             self.phase = phase
         shown = self.paint(f"{phase:<8}", _COLOURS[phase])
         self.out.write(f"  +{elapsed:7.1f}s  {shown}  {'  ' * self.depth}{label}\n")
