@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from runbook_kit import aws
 from runbook_kit import settings as s
-from runbook_kit.errors import InvalidEvent, RunbookError
+from runbook_kit.errors import InvalidEvent
 from runbook_kit.notices import notice
 
 from region_failover import traffic
@@ -20,10 +20,6 @@ SCENARIO = "region-failover"
 ALARM_EVENT = "CloudWatch Alarm State Change"
 OVERRIDABLE = {"dryRun", "mode", "ignoreDuplicate", "ignoreCooldown", "requireApproval"}
 REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
-
-
-class TargetUnhealthy(RunbookError):
-    """The region traffic would move to is not healthy enough to take it."""
 
 
 def _pairs(value: Any, name: str) -> dict[str, str]:

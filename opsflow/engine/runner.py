@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -560,8 +561,6 @@ class LocalEngine:
 
     def _answer_approval(self) -> None:
         """Answer the approval request just published (its task token is in the message)."""
-        import re
-
         token = None
         for note in reversed(self.boundary.notifications):
             found = re.search(r"Task token: (\S+)", note.message)
