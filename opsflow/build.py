@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsflow import diagram
 from opsflow.template import ROOT
 from workflows import asl
 from workflows.catalog import SCENARIOS
@@ -74,14 +75,20 @@ def tc_document() -> Built:
 def compile_all() -> list[Built]:
     results = [readme(), tc_document()]
     for scenario in SCENARIOS.values():
+        definition = scenario.definition()
         path = OUT / f"{scenario.id}.asl.json"
         current = path.read_text(encoding="utf-8") if path.exists() else None
-        results.append(Built(scenario.id, path, asl.dumps(scenario.definition()), current))
+        results.append(Built(scenario.id, path, asl.dumps(definition), current))
+        chart = diagram.path_for(scenario.id)
+        current = chart.read_text(encoding="utf-8") if chart.exists() else None
+        text = diagram.document(scenario.id, asl.order_definition(definition))
+        results.append(Built(f"{scenario.id} diagram", chart, text, current))
     return results
 
 
 def write(results: list[Built]) -> None:
     OUT.mkdir(exist_ok=True)
+    diagram.OUT.mkdir(parents=True, exist_ok=True)
     for built in results:
         if built.drifted:
             built.path.write_text(built.text, encoding="utf-8")

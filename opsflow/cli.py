@@ -173,6 +173,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from opsflow import diagram
+
+    scenario = _scenario(args.scenario)
+    path = ROOT / "statemachines" / f"{scenario}.asl.json"
+    print(diagram.mermaid(json.loads(path.read_text(encoding="utf-8"))), end="")
+    return 0
+
+
 def cmd_world(args: argparse.Namespace) -> int:
     from opsflow.engine import observe, worlds
 
@@ -353,6 +362,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build)
     p = sub.add_parser("validate", help="validate the compiled ASL and template.yaml")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("diagram", help="print a scenario's state machine as a Mermaid flowchart")
+    p.add_argument("scenario")
+    p.set_defaults(func=cmd_diagram)
     p = sub.add_parser("world", help="show the emulated account a scenario runs against")
     p.add_argument("scenario", nargs="?")
     p.add_argument("--json", action="store_true")
