@@ -134,7 +134,8 @@ def phases() -> runbook.Phases:
     restore_or_hold = sdk.Choice("Rollback: Restore or hold?")
     restore = runbook.lambda_task(
         "Rollback: Restore instance", "RestoreInstanceFunction",
-        {"instance.$": "$.instance", "settings.$": "$.settings"}, result_path=None,
+        {"instance.$": "$.instance", "settings.$": "$.settings", "execution.$": "$.execution"},
+        result_path=None,
     )
     restore.add_retry(_busy_retry())
     restore_all = sdk.Map(
@@ -160,6 +161,8 @@ def phases() -> runbook.Phases:
         ]),
         hold,
     )
+    # A dry run changed nothing: report, never restore (an instance may be held by an earlier run).
+    restore_or_hold.add_choice(ChoiceRule.BooleanEquals("$.plan.dryRun", True), summarise)
     restore_or_hold.default_choice(restore_all)
     restore_all.next(summarise)
 

@@ -420,8 +420,8 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
     refused = sdk.Pass(
         "Act: Not approved",
         parameters={
-            "cause.$": "States.Format('Not approved ({}): {}. Nothing was changed.', "
-            "$.approvalError.Error, $.approvalError.Cause)",
+            "cause.$": "States.Format('Not approved: {}. Nothing was changed.', "
+            "States.JsonToString($.approvalError))",
         },
         result_path="$.escalation",
     )

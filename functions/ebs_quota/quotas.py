@@ -53,6 +53,14 @@ def _as_of(event: dict[str, Any], override: Any) -> date:
         raise InvalidEvent(f"time {value!r} is not an ISO-8601 timestamp") from None
 
 
+def _thread(event: dict[str, Any]) -> str:
+    """A Health event's own identity (a later breach the same day is a new delivery)."""
+    detail = event.get("detail")
+    if event.get("source") == "aws.health" and isinstance(detail, dict):
+        return str(detail.get("communicationId") or detail.get("eventArn") or "")
+    return ""
+
+
 def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
     """Schedule, Health threshold breach or manual run → the plan's first half. Pure."""
     if not isinstance(event, dict):
@@ -119,7 +127,8 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
         "dryRun": settings["dryRun"],
         "ignoreDuplicate": s.as_bool(merged.get("ignoreDuplicate", False), "ignoreDuplicate"),
         "settings": settings,
-        "dedupeKey": f"{SCENARIO}#{account}#{as_of.isoformat()}",
+        "dedupeKey": f"{SCENARIO}#{account}#{trigger}#{as_of.isoformat()}"
+        + (f"#{thread}" if (thread := _thread(event)) else ""),
         "dedupeExpiresAt": int(
             datetime.combine(as_of + timedelta(days=14), datetime.min.time(), UTC).timestamp()
         ),

@@ -129,7 +129,7 @@ def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     target, _ = _item(payload)
-    return quarantine.restore(_ec2, target)
+    return quarantine.restore(_ec2, target, payload.get("execution", ""))
 
 
 @logger.inject_lambda_context

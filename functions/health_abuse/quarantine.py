@@ -277,7 +277,8 @@ def inspect(
                     "state": "missing",
                     "groups": [],
                     "isolated": False,
-                    "quarantined": False,
+                    # Terminated by someone meanwhile: it attacks nobody any more.
+                    "quarantined": True,
                 }
             )
             continue
@@ -295,6 +296,7 @@ def inspect(
         group_ids = sorted({g for eni in enis(instance) for g in groups_of(eni)})
         isolated = isolation[key] is not None and group_ids == [isolation[key]]
         state = instance["State"]["Name"]
+        gone = state in ("terminated", "shutting-down")
         report.append(
             {
                 "instanceId": instance_id,
@@ -302,14 +304,15 @@ def inspect(
                 "state": state,
                 "groups": group_ids,
                 "isolated": isolated,
-                "quarantined": isolated and state == "stopped",
+                "quarantined": gone or (isolated and state == "stopped"),
             }
         )
     return report
 
 
-def restore(ec2_for: Ec2For, target: dict[str, Any]) -> dict[str, Any]:
-    """Return one instance to its recorded before-state; untouched instances are left alone."""
+def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str, Any]:
+    """Return one instance to the before-state recorded by ``execution``. Instances this
+    execution did not quarantine (untouched, or held by an earlier run) are left alone."""
     instance_id, region = target["instanceId"], target["region"]
     ec2 = ec2_for(region)
     try:
@@ -317,6 +320,10 @@ def restore(ec2_for: Ec2For, target: dict[str, Any]) -> dict[str, Any]:
     except ResourceNotFound:
         return {"instanceId": instance_id, "region": region, "restored": False, "state": "missing"}
     tags = tags_of(instance)
+    if tags.get(QUARANTINED_BY) != execution:
+        owner = tags.get(QUARANTINED_BY)
+        return {"instanceId": instance_id, "region": region, "restored": False,
+                "reason": f"quarantined by {owner}" if owner else "not touched"}
     restored_groups = []
     for eni in enis(instance):
         eni_id = eni["NetworkInterfaceId"]

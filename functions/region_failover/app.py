@@ -229,7 +229,7 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     plan["wanted"] = wanted
     checks: list[str] = []
     now = datetime.fromisoformat(plan["time"].replace("Z", "+00:00"))
-    state = traffic.load_state(aws.client("ssm", config["primaryRegion"]), config["stateParameter"])
+    state = traffic.load_state(aws.client("ssm", config["alarmRegion"]), config["stateParameter"])
     since = traffic.minutes_since(state.get("lastFailover"), now)
     reason = None
     if plan["mode"] == "failover" and before.get(plan["from"], 0) == 0:
@@ -286,14 +286,18 @@ def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     if plan["dryRun"]:
         current = traffic.read(aws.client, config)
         return {"dryRun": True, "wouldSet": plan["wanted"], "current": current}
-    ssm = aws.client("ssm", config["primaryRegion"])
+    # The runbook's state lives in the stack's region, not in the region being failed away from.
+    ssm = aws.client("ssm", config["alarmRegion"])
     state = traffic.load_state(ssm, config["stateParameter"])
     state.update(before=plan["before"], execution=plan["execution"], mode=plan["mode"],
                  at=plan["time"])
-    if plan["mode"] == "failover":
-        state["lastFailover"] = plan["time"]
     traffic.save_state(ssm, config["stateParameter"], state)
-    return traffic.shift(aws.client, config, plan["wanted"])
+    shifted = traffic.shift(aws.client, config, plan["wanted"])
+    if plan["mode"] == "failover":
+        # Only a failover that happened starts the cooldown.
+        state["lastFailover"] = plan["time"]
+        traffic.save_state(ssm, config["stateParameter"], state)
+    return shifted
 
 
 @logger.inject_lambda_context

@@ -85,7 +85,8 @@ def shift(client_for: ClientFor, config: dict[str, Any], wanted: dict[str, int])
             if _fqdn(record["Name"]) == name and region in wanted:
                 updated = {**record, "Weight": int(wanted[region])}
                 changes.append({"Action": "UPSERT", "ResourceRecordSet": updated})
-        if len(changes) != len(wanted):
+        covered = {c["ResourceRecordSet"]["SetIdentifier"] for c in changes}
+        if covered != set(wanted):
             raise TrafficNotFound(f"weighted records of {name} not found for every region")
         info = _call(
             "ChangeResourceRecordSets",

@@ -69,7 +69,7 @@ def test_daily_schedule_is_a_schedule_trigger_as_of_the_event_day() -> None:
         "dryRun": True,
         "asOf": "2026-03-14",
     }
-    assert plan["dedupeKey"] == f"ebs-quota-forecast#{ACCOUNT}#2026-03-14"
+    assert plan["dedupeKey"] == f"ebs-quota-forecast#{ACCOUNT}#schedule#2026-03-14"
     expires = datetime(2026, 3, 28, tzinfo=UTC)
     assert plan["dedupeExpiresAt"] == int(expires.timestamp())
 
@@ -123,7 +123,7 @@ def test_manual_overrides_of_mode_and_day() -> None:
     assert plan["settings"]["dryRun"] is False
     assert plan["ignoreDuplicate"] is True
     assert plan["settings"]["asOf"] == "2026-03-10"
-    assert plan["dedupeKey"] == f"ebs-quota-forecast#{ACCOUNT}#2026-03-10"
+    assert plan["dedupeKey"] == f"ebs-quota-forecast#{ACCOUNT}#manual#2026-03-10"
     assert plan["settings"]["regions"] == ["eu-west-1", "eu-central-1"]
     assert plan["settings"]["thresholdPercent"] == 70
     assert plan["settings"]["headroomPercent"] == 50
@@ -271,17 +271,20 @@ def test_overrides_at_the_bounds_are_accepted(key: str, value: int) -> None:
     assert trigger(event)["settings"][key] == value
 
 
-def test_dedupe_key_is_per_account_and_day() -> None:
+def test_dedupe_key_is_per_account_trigger_and_day() -> None:
     early, late, next_day, other = (load("daily-schedule.json") for _ in range(4))
     early["time"] = "2026-03-14T00:00:01Z"
     late["time"] = "2026-03-14T23:59:59Z"
     next_day["time"] = "2026-03-15T00:00:01Z"
     other["account"] = "210987654321"
     keys = [trigger(event)["dedupeKey"] for event in (early, late, next_day, other)]
-    assert keys[0] == keys[1] == f"ebs-quota-forecast#{ACCOUNT}#2026-03-14"
-    assert keys[2] == f"ebs-quota-forecast#{ACCOUNT}#2026-03-15"
-    assert keys[3] == "ebs-quota-forecast#210987654321#2026-03-14"
-    assert trigger(load("health-threshold-breach.json"))["dedupeKey"] == keys[0]
+    assert keys[0] == keys[1] == f"ebs-quota-forecast#{ACCOUNT}#schedule#2026-03-14"
+    assert keys[2] == f"ebs-quota-forecast#{ACCOUNT}#schedule#2026-03-15"
+    assert keys[3] == "ebs-quota-forecast#210987654321#schedule#2026-03-14"
+    # A Health breach later the same day is a delivery of its own, not a duplicate of the run.
+    breach = trigger(load("health-threshold-breach.json"))["dedupeKey"]
+    assert breach.startswith(f"ebs-quota-forecast#{ACCOUNT}#health#2026-03-14#")
+    assert breach != keys[0]
 
 
 # ------------------------------------------------------------------------------ census

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from opsflow.engine.boundary import parse_fault
 from tests.conftest import EVENTS, load_event
 
 SCENARIO = "health-abuse"
@@ -222,6 +223,47 @@ def test_instance_stuck_stopping_escalates_when_rollback_cannot_finish(engine_fa
     assert execution.error == "Runbook.Escalated"
     assert "Rollback failed" in execution.cause
     assert failed_tasks(execution, "InstanceBusy") >= 1
+
+
+def test_failed_dry_run_never_restores_an_instance_held_by_an_earlier_run(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",), RollbackMode="hold")
+    event = load_event("health-abuse/dos-report-bare-ids.json")
+    assert engine.run(SCENARIO, event).error == "Runbook.Escalated"
+    held = instances(engine)[ids(engine)["shop-web-1"]]
+
+    rerun = engine.run(SCENARIO, with_overrides(event, dryRun=True, ignoreDuplicate=True))
+
+    assert rerun.status == "FAILED"
+    assert "Nothing was changed" in rerun.cause
+    assert "Rollback: Restore instances" not in rerun.states
+    assert instances(engine)[ids(engine)["shop-web-1"]] == held
+
+
+def test_rollback_leaves_instances_quarantined_by_an_earlier_run(engine_factory: Any) -> None:
+    engine = engine_factory()
+    assert engine.run(SCENARIO, load_event("health-abuse/dos-report-paged-1of2.json")).outcome == (
+        "mitigated"
+    )
+    quarantined = instances(engine)[ids(engine)["shop-web-1"]]
+    engine.boundary.faults.append(parse_fault("ec2:StopInstances=UnauthorizedOperation"))
+    event = load_event("health-abuse/dos-report-arn.json")
+    failed = engine.run(SCENARIO, event)
+
+    assert failed.error == "Runbook.RolledBack"
+    assert instances(engine)[ids(engine)["shop-web-1"]] == quarantined
+
+
+def test_terminated_instance_is_skipped(engine: Any) -> None:
+    boto3.client("ec2", region_name="us-east-1").terminate_instances(
+        InstanceIds=[ids(engine)["shop-web-2"]]
+    )
+    event = load_event("health-abuse/dos-report-bare-ids.json")
+    event["detail"]["affectedEntities"][1]["status"] = "IMPAIRED"
+    execution = engine.run(SCENARIO, event)
+    assert execution.outcome == "mitigated", execution.cause
+    assert "already terminated" in execution.notifications[0]["message"]
 
 
 def test_hold_mode_leaves_instances_isolated_and_escalates(engine_factory: Any) -> None:
