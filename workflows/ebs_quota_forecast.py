@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepfunctions.steps import ChoiceRule
-
 from workflows import runbook, sdk
 
 SCENARIO = "ebs-quota-forecast"
@@ -93,34 +91,17 @@ def phases() -> runbook.Phases:
     )
     requests.attach_iterator(request)
 
-    start = sdk.Pass("Verify: Start checks", result={"attempt": 0}, result_path="$.verify")
-    wait = sdk.Wait("Verify: Wait for Service Quotas", seconds=60)
-    check = runbook.lambda_task(
-        "Verify: Check requests",
-        "CheckRequestsFunction",
-        {"plan.$": "$.plan", "act.$": "$.act", "attempt.$": "$.verify.attempt"},
-        result_path="$.verify",
+    verify = runbook.verify_loop(
+        wait=sdk.Wait("Verify: Wait for Service Quotas", seconds=60),
+        check=runbook.lambda_task(
+            "Verify: Check requests",
+            "CheckRequestsFunction",
+            {"plan.$": "$.plan", "act.$": "$.act", "attempt.$": "$.verify.attempt"},
+            result_path="$.verify",
+        ),
+        question="Verify: Requests accepted?",
+        not_confirmed="Requests not accepted",
     )
-    accepted = sdk.Choice("Verify: Requests accepted?")
-    gave_up = sdk.Pass(
-        "Verify: Give up",
-        parameters={
-            "Error": "Runbook.VerifyTimedOut",
-            "Cause.$": "States.Format('Requests not accepted after {} checks', $.verify.attempt)",
-        },
-        result_path="$.error",
-    )
-    start.next(wait)
-    wait.next(check)
-    check.next(accepted)
-    accepted.add_choice(
-        ChoiceRule.And([
-            ChoiceRule.BooleanEquals("$.verify.converged", False),
-            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
-        ]),
-        gave_up,
-    )
-    accepted.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
 
     report = runbook.lambda_task(
         "Rollback: Report the requests",
@@ -139,10 +120,7 @@ def phases() -> runbook.Phases:
         act=requests,
         act_tail=requests,
         act_tasks=[requests],
-        verify=start,
-        verify_tail=accepted,
-        verify_tasks=[check],
-        verify_gave_up=gave_up,
+        verify=verify,
         rollback=report,
         rollback_tail=None,
         rollback_tasks=[report],

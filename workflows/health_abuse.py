@@ -100,35 +100,17 @@ def phases() -> runbook.Phases:
     quarantine.attach_iterator(isolate)
 
     # Verify.
-    start_checks = sdk.Pass("Verify: Start checks", result={"attempt": 0}, result_path="$.verify")
-    wait = sdk.Wait("Verify: Wait for instances", seconds_path="$.plan.settings.pollSeconds")
-    check = runbook.lambda_task(
-        "Verify: Check instances",
-        "CheckQuarantineFunction",
-        {"plan.$": "$.plan", "attempt.$": "$.verify.attempt"},
-        result_path="$.verify",
+    verify = runbook.verify_loop(
+        wait=sdk.Wait("Verify: Wait for instances", seconds_path="$.plan.settings.pollSeconds"),
+        check=runbook.lambda_task(
+            "Verify: Check instances",
+            "CheckQuarantineFunction",
+            {"plan.$": "$.plan", "attempt.$": "$.verify.attempt"},
+            result_path="$.verify",
+        ),
+        question="Verify: Stopped and isolated?",
+        not_confirmed="Quarantine not confirmed",
     )
-    done = sdk.Choice("Verify: Stopped and isolated?")
-    gave_up = sdk.Pass(
-        "Verify: Give up",
-        parameters={
-            "Error": "Runbook.VerifyTimedOut",
-            "Cause.$": "States.Format('Quarantine not confirmed after {} checks: {}', "
-            "$.verify.attempt, $.verify.summary)",
-        },
-        result_path="$.error",
-    )
-    start_checks.next(wait)
-    wait.next(check)
-    check.next(done)
-    done.add_choice(
-        ChoiceRule.And([
-            ChoiceRule.BooleanEquals("$.verify.converged", False),
-            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
-        ]),
-        gave_up,
-    )
-    done.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
 
     # Rollback.
     restore_or_hold = sdk.Choice("Rollback: Restore or hold?")
@@ -176,10 +158,7 @@ def phases() -> runbook.Phases:
         act=quarantine,
         act_tail=quarantine,
         act_tasks=[quarantine],
-        verify=start_checks,
-        verify_tail=done,
-        verify_tasks=[check],
-        verify_gave_up=gave_up,
+        verify=verify,
         rollback=restore_or_hold,
         rollback_tail=summarise,
         rollback_tasks=[restore_all, summarise, hold],

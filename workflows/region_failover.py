@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepfunctions.steps import ChoiceRule
-
 from workflows import runbook, sdk
 
 SCENARIO = "region-failover"
@@ -61,36 +59,18 @@ def phases() -> runbook.Phases:
         result_path="$.act",
     )
 
-    start = sdk.Pass("Verify: Start checks", result={"attempt": 0, "streak": 0},
-                     result_path="$.verify")
-    wait = sdk.Wait("Verify: Wait for propagation", seconds_path="$.plan.settings.pollSeconds")
-    check = runbook.lambda_task(
-        "Verify: Check target region",
-        "CheckFailoverFunction",
-        {"plan.$": "$.plan", "act.$": "$.act", "verify.$": "$.verify"},
-        result_path="$.verify",
+    verify = runbook.verify_loop(
+        wait=sdk.Wait("Verify: Wait for propagation", seconds_path="$.plan.settings.pollSeconds"),
+        check=runbook.lambda_task(
+            "Verify: Check target region",
+            "CheckFailoverFunction",
+            {"plan.$": "$.plan", "act.$": "$.act", "verify.$": "$.verify"},
+            result_path="$.verify",
+        ),
+        question="Verify: In sync and healthy?",
+        not_confirmed="Failover not confirmed",
+        start={"attempt": 0, "streak": 0},
     )
-    done = sdk.Choice("Verify: In sync and healthy?")
-    gave_up = sdk.Pass(
-        "Verify: Give up",
-        parameters={
-            "Error": "Runbook.VerifyTimedOut",
-            "Cause.$": "States.Format('Failover not confirmed after {} checks: {}', "
-            "$.verify.attempt, $.verify.summary)",
-        },
-        result_path="$.error",
-    )
-    start.next(wait)
-    wait.next(check)
-    check.next(done)
-    done.add_choice(
-        ChoiceRule.And([
-            ChoiceRule.BooleanEquals("$.verify.converged", False),
-            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
-        ]),
-        gave_up,
-    )
-    done.add_choice(ChoiceRule.BooleanEquals("$.verify.converged", False), wait)
 
     restore = runbook.lambda_task(
         "Rollback: Restore traffic split",
@@ -109,10 +89,7 @@ def phases() -> runbook.Phases:
         act=shift,
         act_tail=shift,
         act_tasks=[shift],
-        verify=start,
-        verify_tail=done,
-        verify_tasks=[check],
-        verify_gave_up=gave_up,
+        verify=verify,
         rollback=restore,
         rollback_tail=restore,
         rollback_tasks=[restore],

@@ -139,14 +139,65 @@ def outcome(name: str, value: str, extra: dict[str, Any] | None = None) -> sdk.P
 
 
 @dataclass
+class VerifyLoop:
+    """Check, and while not converged wait and check again, at most ``$.verify.maxPolls`` times.
+
+    The check task writes ``$.verify`` with ``attempt`` (incremented), ``maxPolls``,
+    ``converged``, ``summary`` and, once converged, the ``notice`` of the mitigation.
+    """
+
+    start: sdk.Pass
+    check: sdk.Task
+    done: sdk.Choice
+    gave_up: sdk.Pass
+
+
+def verify_loop(
+    wait: sdk.Wait,
+    check: sdk.Task,
+    question: str,
+    not_confirmed: str,
+    start: dict[str, Any] | None = None,
+) -> VerifyLoop:
+    """The verify phase every runbook shares: ``Verify: Start checks`` → ``wait`` → ``check`` →
+    ``question`` (converged: go on; attempts left: wait again; else ``Verify: Give up``, which
+    sets ``Runbook.VerifyTimedOut`` with ``not_confirmed`` and the last summary as the cause)."""
+    begin = sdk.Pass(
+        "Verify: Start checks", result=start or {"attempt": 0}, result_path="$.verify"
+    )
+    done = sdk.Choice(question)
+    gave_up = sdk.Pass(
+        "Verify: Give up",
+        parameters={
+            "Error": "Runbook.VerifyTimedOut",
+            "Cause.$": f"States.Format('{not_confirmed} after {{}} checks: {{}}', "
+            "$.verify.attempt, $.verify.summary)",
+        },
+        result_path="$.error",
+    )
+    begin.next(wait)
+    wait.next(check)
+    check.next(done)
+    not_converged = ChoiceRule.BooleanEquals("$.verify.converged", False)
+    done.add_choice(
+        ChoiceRule.And([
+            not_converged,
+            ChoiceRule.NumericGreaterThanEqualsPath("$.verify.attempt", "$.verify.maxPolls"),
+        ]),
+        gave_up,
+    )
+    done.add_choice(not_converged, wait)
+    return VerifyLoop(start=begin, check=check, done=done, gave_up=gave_up)
+
+
+@dataclass
 class Phases:
     """What a scenario contributes; each field is the head of a chain of states.
 
     ``detect``: first state of the detect chain; ``detect_tail``: its last state (the skeleton
     continues after it). ``detect_tasks``: every detect Task, so the skeleton can give them its
-    error handling. ``act``/``act_tail`` and ``verify``/``verify_tail`` likewise;
-    ``verify_gave_up``: a state of the verify chain that ends it unsuccessfully (the skeleton
-    sends it to rollback). ``rollback``/``rollback_tail``: the compensation chain, which leaves
+    error handling. ``act``/``act_tail`` likewise; ``verify``: the scenario's
+    :func:`verify_loop`. ``rollback``/``rollback_tail``: the compensation chain, which leaves
     ``$.rollback.cause`` and ``$.rollback.notice``; ``rollback_escalate_from``: states of the
     rollback chain that end the run ``Runbook.Escalated`` instead (e.g. a "hold" mode, or a
     scenario whose acts cannot be undone: its ``rollback_tail`` is None).
@@ -160,10 +211,7 @@ class Phases:
     act: Any
     act_tail: Any
     act_tasks: list[sdk.Task]
-    verify: Any
-    verify_tail: Any
-    verify_tasks: list[sdk.Task]
-    verify_gave_up: Any
+    verify: VerifyLoop
     rollback: Any
     rollback_tail: Any | None
     rollback_tasks: list[sdk.Task]
@@ -366,9 +414,9 @@ def build(p: Phases) -> dict[str, Any]:
                 error_equals=["States.ALL"], next_step=rollback_failed, result_path="$.rollbackError"
             )
         )
-    for task in [*p.act_tasks, *p.verify_tasks]:
+    for task in [*p.act_tasks, p.verify.check]:
         task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=p.rollback, result_path="$.error"))
-    p.verify_gave_up.next(p.rollback)
+    p.verify.gave_up.next(p.rollback)
 
     # Dry run stops after the act phase.
     dry_run_done = outcome("Dry run complete", "dry-run", {"actions.$": "$.act"})
@@ -378,7 +426,7 @@ def build(p: Phases) -> dict[str, Any]:
     was_dry = sdk.Choice("Act: Dry run?")
     was_dry.add_choice(ChoiceRule.BooleanEquals("$.plan.dryRun", True), notify_dry)
     p.act_tail.next(was_dry)
-    was_dry.default_choice(p.verify)
+    was_dry.default_choice(p.verify.start)
 
     # Verified.
     mitigated = sdk.Pass(
@@ -390,7 +438,7 @@ def build(p: Phases) -> dict[str, Any]:
         },
     )
     notify_done = notify("Notify: Report mitigation", "$.verify.notice")
-    p.verify_tail.next(notify_done)
+    p.verify.done.next(notify_done)
     notify_done.next(mitigated)
     _tolerate_notify_failure(notify_done, mitigated)
 

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from runbook_kit import aws
-from runbook_kit.errors import InvalidEvent, RunbookError, error_code, translate
+from runbook_kit.errors import RunbookError, call, error_code, require, translate
 from runbook_kit.notices import notice
 
 from ebs_quota import quotas as q
@@ -20,32 +20,17 @@ class RequestRejected(RunbookError):
     """Service Quotas denied or refused an increase request; a person must follow up."""
 
 
-def _require(payload: Any, *keys: str) -> None:
-    if not isinstance(payload, dict):
-        raise InvalidEvent(f"the payload must be a JSON object, got {type(payload).__name__}")
-    missing = [key for key in keys if key not in payload]
-    if missing:
-        raise InvalidEvent(f"the payload lacks {', '.join(missing)}")
-
-
-def _call(what: str, fn: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except ClientError as error:
-        raise translate(error, what) from error
-
-
 @logger.inject_lambda_context
 def read_trigger(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event", "settings", "execution"}`` → the first plan."""
-    _require(payload, "event", "settings")
+    require(payload, "event", "settings")
     return q.read_trigger(payload["event"], payload["settings"], payload.get("execution", ""))
 
 
 @logger.inject_lambda_context
 def count_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"region"}`` → volumes (GiB per type) and snapshots counted in that region."""
-    _require(payload, "region")
+    require(payload, "region")
     region = payload["region"]
     try:
         return q.census(aws.client("ec2", region), region)
@@ -56,7 +41,7 @@ def count_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 def _history(cloudwatch: Any, code: str, as_of: date, days: int) -> list[tuple[date, float]]:
     name, dimensions = q.metric(code)
     end = datetime.combine(as_of + timedelta(days=1), time.min, UTC)
-    result = _call(
+    result = call(
         "GetMetricStatistics",
         cloudwatch.get_metric_statistics,
         Namespace=q.NAMESPACE,
@@ -82,7 +67,7 @@ def _quota(sq: Any, code: str) -> tuple[float, str, str]:
     except ClientError as error:
         if error_code(error) != "NoSuchResourceException":
             raise translate(error, f"GetServiceQuota {code}") from error
-    found = _call(
+    found = call(
         f"GetAWSDefaultServiceQuota {code}",
         sq.get_aws_default_service_quota,
         ServiceCode=q.SERVICE_CODE,
@@ -94,7 +79,7 @@ def _quota(sq: Any, code: str) -> tuple[float, str, str]:
 def _open_requests(sq: Any, code: str) -> list[dict[str, Any]]:
     found = []
     for status in q.OPEN:
-        result = _call(
+        result = call(
             "ListRequestedServiceQuotaChangeHistoryByQuota",
             sq.list_requested_service_quota_change_history_by_quota,
             ServiceCode=q.SERVICE_CODE,
@@ -111,7 +96,7 @@ def _open_requests(sq: Any, code: str) -> list[dict[str, Any]]:
 def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"census", "settings"}`` → record today's usage as metrics, read the history back,
     forecast each managed quota and compare it with the quota's current value."""
-    _require(payload, "census", "settings")
+    require(payload, "census", "settings")
     counted, config = payload["census"], payload["settings"]
     region = counted["region"]
     if not counted.get("counted"):
@@ -127,7 +112,7 @@ def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
                      "Unit": "Count"})
     unique = {(d["MetricName"], tuple((x["Name"], x["Value"]) for x in d["Dimensions"])): d
               for d in data}
-    _call("PutMetricData", cloudwatch.put_metric_data, Namespace=q.NAMESPACE,
+    call("PutMetricData", cloudwatch.put_metric_data, Namespace=q.NAMESPACE,
           MetricData=list(unique.values()))
     sq = aws.client("service-quotas", region)
     assessments = []
@@ -147,14 +132,14 @@ def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def decide_increases(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    _require(payload, "plan", "regions")
+    require(payload, "plan", "regions")
     return q.decide(payload["plan"], payload["regions"])
 
 
 @logger.inject_lambda_context
 def request_increase(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"target", "dryRun"}`` → the request made (or, in a dry run, the one that would be)."""
-    _require(payload, "target")
+    require(payload, "target")
     target = payload["target"]
     spec = {"ServiceCode": q.SERVICE_CODE, "QuotaCode": target["quotaCode"],
             "DesiredValue": float(target["desiredValue"])}
@@ -186,7 +171,7 @@ def _requests(made: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if item.get("dryRun") or not item.get("Id"):
             continue
         sq = aws.client("service-quotas", item["region"])
-        request = _call("GetRequestedServiceQuotaChange", sq.get_requested_service_quota_change,
+        request = call("GetRequestedServiceQuotaChange", sq.get_requested_service_quota_change,
                         RequestId=item["Id"])["RequestedQuota"]
         found.append(_describe(request, item["region"]))
     return found
@@ -197,7 +182,7 @@ def _requests_for(targets: list[dict[str, Any]], as_of: str) -> list[dict[str, A
     found = []
     for target in targets:
         sq = aws.client("service-quotas", target["region"])
-        result = _call(
+        result = call(
             "ListRequestedServiceQuotaChangeHistoryByQuota",
             sq.list_requested_service_quota_change_history_by_quota,
             ServiceCode=q.SERVICE_CODE,
@@ -214,7 +199,7 @@ def _requests_for(targets: list[dict[str, Any]], as_of: str) -> list[dict[str, A
 @logger.inject_lambda_context
 def check_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "act", "attempt"}`` → every request's status; rejected ones raise."""
-    _require(payload, "act", "attempt")
+    require(payload, "act", "attempt")
     requests = _requests(payload["act"])
     accepted, lines = q.check(requests)
     rejected = [r for r in requests if r["Status"] in q.REJECTED]
@@ -240,7 +225,7 @@ def check_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def report_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """After a failure: which requests exist and in what state (none can be withdrawn)."""
-    _require(payload, "plan")
+    require(payload, "plan")
     plan = payload["plan"]
     error = payload.get("error") or {}
     try:

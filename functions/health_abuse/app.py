@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from health_abuse import plan as planning
 from health_abuse import quarantine
 from runbook_kit import aws
-from runbook_kit.errors import InvalidEvent
+from runbook_kit.errors import require
 from runbook_kit.notices import notice
 
 logger = Logger(service="opsflow-health-abuse")
@@ -21,18 +21,10 @@ def _ec2(region: str) -> Any:
     return aws.client("ec2", region)
 
 
-def _require(payload: Any, *keys: str) -> None:
-    if not isinstance(payload, dict):
-        raise InvalidEvent(f"the payload must be a JSON object, got {type(payload).__name__}")
-    missing = [key for key in keys if key not in payload]
-    if missing:
-        raise InvalidEvent(f"the payload lacks {', '.join(missing)}")
-
-
 @logger.inject_lambda_context
 def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event": <EventBridge event>, "settings": {...}, "execution": arn}`` → first plan."""
-    _require(payload, "event", "settings")
+    require(payload, "event", "settings")
     result = planning.parse(payload["event"], payload["settings"], payload.get("execution", ""))
     logger.info(
         "parsed", extra={"reported": result["reported"], "ignored": result.get("ignoredBecause")}
@@ -43,7 +35,7 @@ def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan": ...}`` → the plan with targets, skipped instances, guards and notices."""
-    _require(payload, "plan")
+    require(payload, "plan")
     plan = payload["plan"]
     regions = plan["settings"]["regions"]
     searched = {
@@ -57,7 +49,7 @@ def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _item(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    _require(payload, "instance", "settings")
+    require(payload, "instance", "settings")
     return payload["instance"], payload["settings"]
 
 
@@ -100,7 +92,7 @@ def _state_line(item: dict[str, Any]) -> str:
 @logger.inject_lambda_context
 def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
-    _require(payload, "plan", "attempt")
+    require(payload, "plan", "attempt")
     plan = payload["plan"]
     states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
     converged = all(item["quarantined"] for item in states)
@@ -135,7 +127,7 @@ def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def summarise_rollback(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "error", "mode"}`` → the cause and notice, from the account's real state."""
-    _require(payload, "plan", "mode")
+    require(payload, "plan", "mode")
     plan = payload["plan"]
     error = payload.get("error") or {}
     states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])

@@ -20,20 +20,13 @@ from health_abuse.plan import (
     QUARANTINED_BY,
     tags_of,
 )
-from runbook_kit.errors import ResourceNotFound, RunbookError, error_code, translate
+from runbook_kit.errors import ResourceNotFound, RunbookError, call, error_code, translate
 
 Ec2For = Callable[[str], Any]
 
 
 class InstanceBusy(RunbookError):
     """The instance is between states (e.g. still stopping); the state machine retries later."""
-
-
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except ClientError as error:
-        raise translate(error, what) from error
 
 
 def _dry(what: str, fn: Callable[..., Any], **kwargs: Any) -> str:
@@ -90,7 +83,7 @@ def groups_of(eni: dict[str, Any]) -> list[str]:
 
 def isolation_group(ec2: Any, vpc_id: str, name: str, dry_run: bool) -> tuple[str | None, str]:
     """Find or create the isolating security group of a VPC: no inbound, no outbound rules."""
-    existing = _call(
+    existing = call(
         "DescribeSecurityGroups",
         ec2.describe_security_groups,
         Filters=[
@@ -122,10 +115,10 @@ def isolation_group(ec2: Any, vpc_id: str, name: str, dry_run: bool) -> tuple[st
         if error_code(error) == "InvalidGroup.Duplicate":
             return isolation_group(ec2, vpc_id, name, dry_run)
         raise translate(error, "CreateSecurityGroup") from error
-    group = _call("DescribeSecurityGroups", ec2.describe_security_groups, GroupIds=[group_id])
+    group = call("DescribeSecurityGroups", ec2.describe_security_groups, GroupIds=[group_id])
     egress = group["SecurityGroups"][0].get("IpPermissionsEgress", [])
     if egress:
-        _call(
+        call(
             "RevokeSecurityGroupEgress",
             ec2.revoke_security_group_egress,
             GroupId=group_id,
@@ -162,7 +155,7 @@ def isolate(
         return {"instanceId": instance_id, "region": region, "dryRun": True, "checks": checks}
 
     if QUARANTINED_BY not in tags:
-        _call(
+        call(
             "CreateTags",
             ec2.create_tags,
             Resources=[instance_id],
@@ -177,7 +170,7 @@ def isolate(
         current = groups_of(eni)
         if current == [group_id]:
             continue
-        eni_tags = _call(
+        eni_tags = call(
             "DescribeTags",
             ec2.describe_tags,
             Filters=[
@@ -186,13 +179,13 @@ def isolate(
             ],
         )["Tags"]
         if not eni_tags:
-            _call(
+            call(
                 "CreateTags",
                 ec2.create_tags,
                 Resources=[eni_id],
                 Tags=[{"Key": BEFORE_GROUPS, "Value": ",".join(current)}],
             )
-        _call(
+        call(
             "ModifyNetworkInterfaceAttribute",
             ec2.modify_network_interface_attribute,
             NetworkInterfaceId=eni_id,
@@ -234,7 +227,7 @@ def snapshot(
             "dryRun": True,
             "createSnapshots": _dry("CreateSnapshots", ec2.create_snapshots, **spec),
         }
-    result = _call("CreateSnapshots", ec2.create_snapshots, **spec)
+    result = call("CreateSnapshots", ec2.create_snapshots, **spec)
     return {
         "instanceId": instance_id,
         "snapshots": sorted(s["SnapshotId"] for s in result.get("Snapshots", [])),
@@ -250,7 +243,7 @@ def stop(ec2_for: Ec2For, target: dict[str, Any], dry_run: bool) -> dict[str, An
             "dryRun": True,
             "stopInstances": _dry("StopInstances", ec2.stop_instances, InstanceIds=[instance_id]),
         }
-    result = _call("StopInstances", ec2.stop_instances, InstanceIds=[instance_id])
+    result = call("StopInstances", ec2.stop_instances, InstanceIds=[instance_id])
     change = result["StoppingInstances"][0]
     return {
         "instanceId": instance_id,
@@ -284,7 +277,7 @@ def inspect(
             continue
         key = (region, instance.get("VpcId", ""))
         if key not in isolation:
-            groups = _call(
+            groups = call(
                 "DescribeSecurityGroups",
                 ec2_for(region).describe_security_groups,
                 Filters=[
@@ -327,7 +320,7 @@ def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str
     restored_groups = []
     for eni in enis(instance):
         eni_id = eni["NetworkInterfaceId"]
-        eni_tags = _call(
+        eni_tags = call(
             "DescribeTags",
             ec2.describe_tags,
             Filters=[
@@ -339,13 +332,13 @@ def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str
             continue
         before = [g for g in eni_tags[0]["Value"].split(",") if g]
         if before and groups_of(eni) != sorted(before):
-            _call(
+            call(
                 "ModifyNetworkInterfaceAttribute",
                 ec2.modify_network_interface_attribute,
                 NetworkInterfaceId=eni_id,
                 Groups=before,
             )
-        _call("DeleteTags", ec2.delete_tags, Resources=[eni_id], Tags=[{"Key": BEFORE_GROUPS}])
+        call("DeleteTags", ec2.delete_tags, Resources=[eni_id], Tags=[{"Key": BEFORE_GROUPS}])
         restored_groups.append({"networkInterfaceId": eni_id, "groups": before})
 
     state = instance["State"]["Name"]
@@ -355,10 +348,10 @@ def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str
         if state in ("stopping", "pending"):
             raise InstanceBusy(f"{instance_id} is {state}; it can be started once it is stopped")
         if state == "stopped":
-            _call("StartInstances", ec2.start_instances, InstanceIds=[instance_id])
+            call("StartInstances", ec2.start_instances, InstanceIds=[instance_id])
             started = True
     if QUARANTINED_BY in tags or BEFORE_STATE in tags:
-        _call(
+        call(
             "DeleteTags",
             ec2.delete_tags,
             Resources=[instance_id],

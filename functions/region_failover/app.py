@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from runbook_kit import aws
 from runbook_kit import settings as s
-from runbook_kit.errors import InvalidEvent
+from runbook_kit.errors import InvalidEvent, require
 from runbook_kit.notices import notice
 
 from region_failover import traffic
@@ -208,8 +208,7 @@ def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[
 
 @logger.inject_lambda_context
 def parse_alarm(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict) or "event" not in payload or "settings" not in payload:
-        raise InvalidEvent("the payload must hold event and settings")
+    require(payload, "event", "settings")
     return parse(payload["event"], payload["settings"], payload.get("execution", ""))
 
 

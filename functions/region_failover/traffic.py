@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from runbook_kit.errors import RunbookError, error_code, translate
+from runbook_kit.errors import RunbookError, call, error_code, translate
 
 ClientFor = Callable[[str, str], Any]
 GA_REGION = "us-west-2"
@@ -21,49 +21,53 @@ class TrafficNotFound(RunbookError):
     """The records or endpoint groups the runbook is configured to move do not exist."""
 
 
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except ClientError as error:
-        raise translate(error, what) from error
-
-
 def _fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
-def read(client_for: ClientFor, config: dict[str, Any]) -> dict[str, int]:
-    """Each region's share of traffic now: Route 53 weight or Global Accelerator dial (0..100)."""
-    regions = config["regions"]
-    if config["mechanism"] == "route53":
-        route53 = client_for("route53", "us-east-1")
-        name = _fqdn(config["recordName"])
-        result = _call(
-            "ListResourceRecordSets",
-            route53.list_resource_record_sets,
-            HostedZoneId=config["hostedZoneId"],
-            StartRecordName=name,
+def _weighted_records(route53: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The weighted records of ``recordName`` that belong to the configured regions, every type
+    (a dual-stack name has an A and an AAAA record per region); each region must have one."""
+    name = _fqdn(config["recordName"])
+    result = call(
+        "ListResourceRecordSets",
+        route53.list_resource_record_sets,
+        HostedZoneId=config["hostedZoneId"],
+        StartRecordName=name,
+    )
+    records = [
+        record
+        for record in result.get("ResourceRecordSets", [])
+        if _fqdn(record["Name"]) == name and record.get("SetIdentifier") in config["regions"]
+    ]
+    missing = sorted(set(config["regions"]) - {r["SetIdentifier"] for r in records})
+    if missing:
+        raise TrafficNotFound(
+            f"no weighted record {name} with SetIdentifier {', '.join(missing)} in zone "
+            f"{config['hostedZoneId']}"
         )
-        weights = {}
-        for record in result.get("ResourceRecordSets", []):
-            if _fqdn(record["Name"]) == name and record.get("SetIdentifier") in regions:
-                weights[record["SetIdentifier"]] = int(record.get("Weight", 0))
-        missing = [r for r in regions if r not in weights]
-        if missing:
-            raise TrafficNotFound(
-                f"no weighted record {name} with SetIdentifier {', '.join(missing)} in zone "
-                f"{config['hostedZoneId']}"
-            )
-        return weights
-    ga = client_for("globalaccelerator", GA_REGION)
-    groups = _call(
+    return records
+
+
+def _endpoint_groups(ga: Any, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The listener's endpoint group of each configured region; each region must have one."""
+    groups = call(
         "ListEndpointGroups", ga.list_endpoint_groups, ListenerArn=config["listenerArn"]
     )["EndpointGroups"]
-    dials = {g["EndpointGroupRegion"]: int(g.get("TrafficDialPercentage", 100)) for g in groups}
-    missing = [r for r in regions if r not in dials]
+    by_region = {g["EndpointGroupRegion"]: g for g in groups}
+    missing = [r for r in config["regions"] if r not in by_region]
     if missing:
         raise TrafficNotFound(f"no endpoint group for {', '.join(missing)} on {config['listenerArn']}")
-    return {r: dials[r] for r in regions}
+    return by_region
+
+
+def read(client_for: ClientFor, config: dict[str, Any]) -> dict[str, int]:
+    """Each region's share of traffic now: Route 53 weight or Global Accelerator dial (0..100)."""
+    if config["mechanism"] == "route53":
+        records = _weighted_records(client_for("route53", "us-east-1"), config)
+        return {r["SetIdentifier"]: int(r.get("Weight", 0)) for r in records}
+    groups = _endpoint_groups(client_for("globalaccelerator", GA_REGION), config)
+    return {r: int(groups[r].get("TrafficDialPercentage", 100)) for r in config["regions"]}
 
 
 def shift(client_for: ClientFor, config: dict[str, Any], wanted: dict[str, int]) -> dict[str, Any]:
@@ -72,23 +76,12 @@ def shift(client_for: ClientFor, config: dict[str, Any], wanted: dict[str, int])
     place to go."""
     if config["mechanism"] == "route53":
         route53 = client_for("route53", "us-east-1")
-        name = _fqdn(config["recordName"])
-        result = _call(
-            "ListResourceRecordSets",
-            route53.list_resource_record_sets,
-            HostedZoneId=config["hostedZoneId"],
-            StartRecordName=name,
-        )
-        changes = []
-        for record in result.get("ResourceRecordSets", []):
-            region = record.get("SetIdentifier")
-            if _fqdn(record["Name"]) == name and region in wanted:
-                updated = {**record, "Weight": int(wanted[region])}
-                changes.append({"Action": "UPSERT", "ResourceRecordSet": updated})
-        covered = {c["ResourceRecordSet"]["SetIdentifier"] for c in changes}
-        if covered != set(wanted):
-            raise TrafficNotFound(f"weighted records of {name} not found for every region")
-        info = _call(
+        changes = [
+            {"Action": "UPSERT",
+             "ResourceRecordSet": {**record, "Weight": int(wanted[record["SetIdentifier"]])}}
+            for record in _weighted_records(route53, config)
+        ]
+        info = call(
             "ChangeResourceRecordSets",
             route53.change_resource_record_sets,
             HostedZoneId=config["hostedZoneId"],
@@ -97,15 +90,12 @@ def shift(client_for: ClientFor, config: dict[str, Any], wanted: dict[str, int])
         return {"mechanism": "route53", "changeId": info["Id"].split("/")[-1],
                 "status": info["Status"], "weights": wanted}
     ga = client_for("globalaccelerator", GA_REGION)
-    groups = _call(
-        "ListEndpointGroups", ga.list_endpoint_groups, ListenerArn=config["listenerArn"]
-    )["EndpointGroups"]
-    by_region = {g["EndpointGroupRegion"]: g["EndpointGroupArn"] for g in groups}
+    groups = _endpoint_groups(ga, config)
     for region in sorted(wanted, key=lambda r: -wanted[r]):
-        _call(
+        call(
             "UpdateEndpointGroup",
             ga.update_endpoint_group,
-            EndpointGroupArn=by_region[region],
+            EndpointGroupArn=groups[region]["EndpointGroupArn"],
             TrafficDialPercentage=float(wanted[region]),
         )
     return {"mechanism": "globalaccelerator", "dials": wanted}
@@ -116,17 +106,17 @@ def in_sync(client_for: ClientFor, config: dict[str, Any], shifted: dict[str, An
     ``DEPLOYED``."""
     if shifted["mechanism"] == "route53":
         route53 = client_for("route53", "us-east-1")
-        status = _call("GetChange", route53.get_change, Id=shifted["changeId"])["ChangeInfo"]
+        status = call("GetChange", route53.get_change, Id=shifted["changeId"])["ChangeInfo"]
         return bool(status["Status"] == "INSYNC")
     ga = client_for("globalaccelerator", GA_REGION)
     accelerator = config["listenerArn"].split("/listener/")[0]
-    found = _call("DescribeAccelerator", ga.describe_accelerator, AcceleratorArn=accelerator)
+    found = call("DescribeAccelerator", ga.describe_accelerator, AcceleratorArn=accelerator)
     return bool(found["Accelerator"]["Status"] == "DEPLOYED")
 
 
 def healthy_targets(elbv2: Any, target_group_arn: str) -> tuple[int, int]:
     """(healthy, total) targets of a target group."""
-    found = _call(
+    found = call(
         "DescribeTargetHealth", elbv2.describe_target_health, TargetGroupArn=target_group_arn
     )["TargetHealthDescriptions"]
     healthy = sum(1 for t in found if t["TargetHealth"]["State"] == "healthy")
@@ -134,7 +124,7 @@ def healthy_targets(elbv2: Any, target_group_arn: str) -> tuple[int, int]:
 
 
 def alarm_state(cloudwatch: Any, alarm_name: str) -> str:
-    found = _call("DescribeAlarms", cloudwatch.describe_alarms, AlarmNames=[alarm_name])
+    found = call("DescribeAlarms", cloudwatch.describe_alarms, AlarmNames=[alarm_name])
     alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
     return str(alarms[0]["StateValue"]) if alarms else "MISSING"
 
@@ -154,7 +144,7 @@ def load_state(ssm: Any, name: str) -> dict[str, Any]:
 
 
 def save_state(ssm: Any, name: str, state: dict[str, Any]) -> None:
-    _call(
+    call(
         "PutParameter",
         ssm.put_parameter,
         Name=name,

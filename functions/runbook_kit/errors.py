@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 THROTTLING_CODES = frozenset(
@@ -63,3 +66,20 @@ def translate(error: ClientError, what: str) -> RunbookError:
 
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call an AWS API; a ``ClientError`` becomes the typed error the state machine routes on."""
+    try:
+        return fn(**kwargs)
+    except ClientError as error:
+        raise translate(error, what) from error
+
+
+def require(payload: Any, *keys: str) -> None:
+    """Refuse a payload that is not an object holding ``keys`` (``InvalidEvent``)."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"the payload must be a JSON object, got {type(payload).__name__}")
+    missing = [key for key in keys if key not in payload]
+    if missing:
+        raise InvalidEvent(f"the payload lacks {', '.join(missing)}")

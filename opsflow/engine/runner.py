@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from opsflow import template as cfn
@@ -95,9 +94,6 @@ class Execution:
         if self.status == "SUCCEEDED" and isinstance(self.output, dict):
             return self.output.get("outcome")
         return None
-
-    def retries(self) -> int:
-        return sum(1 for e in self.history if e["type"] in ("TaskFailed", "LambdaFunctionFailed"))
 
     def to_report(self) -> dict[str, Any]:
         return {
@@ -600,6 +596,3 @@ class LocalEngine:
     def set_kill_switch(self, value: str) -> None:
         name = self.parameters()["KillSwitchParameterName"]
         self.client("ssm").put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
-
-    def load_event(self, path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text(encoding="utf-8"))
