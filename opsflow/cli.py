@@ -186,7 +186,6 @@ def cmd_world(args: argparse.Namespace) -> int:
     from opsflow.engine import observe, worlds
 
     scenarios = [_scenario(args.scenario)] if args.scenario else list(worlds.BUILDERS)
-    args.fault, args.param = [], []
     with _engine(args, scenarios) as engine:
         regions = sorted({r for s in scenarios for r in engine.regions(s)})
         resources = [
@@ -368,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("world", help="show the emulated account a scenario runs against")
     p.add_argument("scenario", nargs="?")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_world)
+    p.set_defaults(func=cmd_world, fault=[], param=[])
     p = sub.add_parser("run", help="run a scenario's state machine locally")
     p.add_argument("scenario")
     p.add_argument("--event", metavar="FILE", help="event file (default: the scenario's sample)")

@@ -46,3 +46,52 @@ def engine_factory(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def engine(engine_factory: Any) -> Any:
     return engine_factory()
+
+
+def failed_tasks(execution: Any, error: str) -> int:
+    """How many task attempts of the run failed with ``error`` (retried or not)."""
+    return sum(
+        1
+        for event in execution.history
+        if (
+            event.get("lambdaFunctionFailedEventDetails")
+            or event.get("taskFailedEventDetails")
+            or {}
+        ).get("error")
+        == error
+    )
+
+
+def check_sample_event(
+    engine: Any,
+    scenario: str,
+    name: str,
+    expected: tuple[str | None, str | None],
+    must_match: bool = False,
+) -> None:
+    """Run one sample event of ``events/<scenario>/``. ``expected`` is (status, outcome or
+    error); a status of None means no rule of ``template.yaml`` may start anything for it."""
+    event = load_event(f"{scenario}/{name}")
+    rules = engine.match(event)
+    status, result = expected
+    if status is None:
+        assert rules == []
+        return
+    if must_match or rules:
+        assert [r.scenario for r in rules] == [scenario]
+    execution = engine.run(scenario, event)
+    assert execution.status == status
+    assert (execution.outcome if status == "SUCCEEDED" else execution.error) == result
+
+
+def function_payloads(scenario: str) -> list[str]:
+    return sorted(p.name for p in (EVENTS / scenario / "functions").glob("*.json"))
+
+
+def check_function_payload(engine: Any, scenario: str, payload: str) -> None:
+    """Run one ``events/<scenario>/functions/`` payload through its function, in-process."""
+    from opsflow.engine.runner import function_name
+
+    handler = engine.boundary.lambdas[function_name(payload.removesuffix(".json"))]
+    result = handler(load_event(f"{scenario}/functions/{payload}"))
+    assert isinstance(result, dict) and result

@@ -123,6 +123,24 @@ def notify(name: str, notice_path: str) -> sdk.Task:
     return task
 
 
+def explain_and_escalate(
+    explain: str, cause: str, notify_as: str, subject: str, end: sdk.Fail
+) -> sdk.Pass:
+    """``explain`` puts ``cause`` (an intrinsic expression) at ``$.escalation.cause``, ``notify_as``
+    sends it with ``subject``, and the run ends at ``end``. Returns the first state."""
+    explained = sdk.Pass(explain, parameters={"cause.$": cause}, result_path="$.escalation")
+    notice = sdk.Task(
+        notify_as,
+        resource=SNS_PUBLISH,
+        parameters={"TopicArn": ALERT_TOPIC, "Subject": subject, "Message.$": "$.escalation.cause"},
+        result_path=None,
+    )
+    explained.next(notice)
+    notice.next(end)
+    _tolerate_notify_failure(notice, end)
+    return explained
+
+
 def _tolerate_notify_failure(task: sdk.Task, then: Any) -> None:
     task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=then, result_path="$.notifyError"))
 
@@ -240,27 +258,14 @@ def build(p: Phases) -> dict[str, Any]:
     rolled_back = sdk.Fail("Rolled back", error="Runbook.RolledBack", cause_path="$.rollback.cause")
 
     # A failure while detecting: explain and escalate.
-    detect_failed = sdk.Pass(
+    detect_failed = explain_and_escalate(
         "Detect: Explain failure",
-        parameters={
-            "cause.$": "States.Format('Detection failed ({}): {}. Nothing was changed.', "
-            "$.error.Error, $.error.Cause)",
-        },
-        result_path="$.escalation",
-    )
-    notify_detect_failed = sdk.Task(
+        "States.Format('Detection failed ({}): {}. Nothing was changed.', "
+        "$.error.Error, $.error.Cause)",
         "Notify: Detection failed",
-        resource=SNS_PUBLISH,
-        parameters={
-            "TopicArn": ALERT_TOPIC,
-            "Subject": f"opsflow {p.scenario}: detection failed, nothing changed",
-            "Message.$": "$.escalation.cause",
-        },
-        result_path=None,
+        f"opsflow {p.scenario}: detection failed, nothing changed",
+        escalated,
     )
-    detect_failed.next(notify_detect_failed)
-    notify_detect_failed.next(escalated)
-    _tolerate_notify_failure(notify_detect_failed, escalated)
 
     for task in p.detect_tasks:
         task.add_catch(
@@ -465,27 +470,14 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
         timeout_seconds_path="$.plan.approvalTimeoutSeconds",
         result_path="$.approval",
     )
-    refused = sdk.Pass(
+    refused = explain_and_escalate(
         "Act: Not approved",
-        parameters={
-            "cause.$": "States.Format('Not approved: {}. Nothing was changed.', "
-            "States.JsonToString($.approvalError))",
-        },
-        result_path="$.escalation",
-    )
-    notice = sdk.Task(
+        "States.Format('Not approved: {}. Nothing was changed.', "
+        "States.JsonToString($.approvalError))",
         "Notify: Not approved",
-        resource=SNS_PUBLISH,
-        parameters={
-            "TopicArn": ALERT_TOPIC,
-            "Subject": f"opsflow {p.scenario}: not approved, nothing changed",
-            "Message.$": "$.escalation.cause",
-        },
-        result_path=None,
+        f"opsflow {p.scenario}: not approved, nothing changed",
+        escalated,
     )
-    refused.next(notice)
-    notice.next(escalated)
-    _tolerate_notify_failure(notice, escalated)
     ask.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=refused,
                             result_path="$.approvalError"))
     ask.next(p.act)
@@ -496,27 +488,12 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
 
 def _rollback_failed(scenario: str) -> sdk.Pass:
     """The chain a failing rollback step goes to: explain, notify, end ``Runbook.Escalated``."""
-    explain = sdk.Pass(
+    return explain_and_escalate(
         "Rollback: Explain failure",
-        parameters={
-            "cause.$": "States.Format('Rollback failed ({}): {}. The account may be partly "
-            "changed: check every resource named in the plan by hand.', "
-            "$.rollbackError.Error, $.rollbackError.Cause)",
-        },
-        result_path="$.escalation",
-    )
-    notice = sdk.Task(
+        "States.Format('Rollback failed ({}): {}. The account may be partly "
+        "changed: check every resource named in the plan by hand.', "
+        "$.rollbackError.Error, $.rollbackError.Cause)",
         "Notify: Rollback failed",
-        resource=SNS_PUBLISH,
-        parameters={
-            "TopicArn": ALERT_TOPIC,
-            "Subject": f"opsflow {scenario}: ROLLBACK FAILED, act now",
-            "Message.$": "$.escalation.cause",
-        },
-        result_path=None,
+        f"opsflow {scenario}: ROLLBACK FAILED, act now",
+        sdk.Fail("Rollback failed", error="Runbook.Escalated", cause_path="$.escalation.cause"),
     )
-    explain.next(notice)
-    final = sdk.Fail("Rollback failed", error="Runbook.Escalated", cause_path="$.escalation.cause")
-    notice.next(final)
-    _tolerate_notify_failure(notice, final)
-    return explain

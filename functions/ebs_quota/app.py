@@ -208,7 +208,7 @@ def check_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     text = "\n".join(f"  - {line}" for line in lines)
     return {
         "attempt": int(payload["attempt"]) + 1,
-        "maxPolls": 5,
+        "maxPolls": q.VERIFY_MAX_POLLS,
         "converged": accepted,
         "requests": requests,
         "summary": f"{len(requests)} increase request(s) accepted",

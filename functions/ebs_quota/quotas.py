@@ -35,6 +35,9 @@ QUOTAS: dict[str, dict[str, Any]] = {
 ACCEPTED = ("PENDING", "CASE_OPENED", "APPROVED")
 REJECTED = ("DENIED", "NOT_APPROVED", "INVALID_REQUEST")
 OPEN = ("PENDING", "CASE_OPENED")
+VERIFY_MAX_POLLS = 5
+"""Checks of a request's status (a minute apart) before the runbook escalates; Service Quotas
+answers PENDING at once, so the first check normally settles it."""
 OVERRIDABLE = {"dryRun", "regions", "horizonDays", "thresholdPercent", "headroomPercent",
                "ignoreDuplicate", "asOf"}
 HEALTH_CODE = "AWS_SERVICEQUOTAS_THRESHOLD_BREACH"

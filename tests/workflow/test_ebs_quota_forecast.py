@@ -6,13 +6,19 @@ execution history, never what a function claims.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.conftest import EVENTS, load_event
+from tests.conftest import (
+    EVENTS,
+    check_function_payload,
+    check_sample_event,
+    failed_tasks,
+    function_payloads,
+    load_event,
+)
 
 SCENARIO = "ebs-quota-forecast"
 GP2, GP3 = "L-D18FCD1D", "L-7A658B76"
@@ -27,17 +33,6 @@ def schedule(**overrides: Any) -> dict[str, Any]:
 
 def requests(engine: Any) -> list[dict[str, Any]]:
     return engine.fakes["service-quotas"].requests()
-
-
-def failures(execution: Any, error: str) -> int:
-    return sum(
-        1
-        for e in execution.history
-        if (e.get("lambdaFunctionFailedEventDetails") or e.get("taskFailedEventDetails") or {}).get(
-            "error"
-        )
-        == error
-    )
 
 
 def test_crossing_requests_an_increase_with_the_right_value(engine: Any) -> None:
@@ -108,7 +103,7 @@ def test_throttled_census_is_retried(engine_factory: Any) -> None:
     execution = engine.run(SCENARIO, schedule())
 
     assert execution.outcome == "mitigated", execution.cause
-    assert failures(execution, "Throttled") == 2
+    assert failed_tasks(execution, "Throttled") == 2
     assert len(requests(engine)) == 1
 
 
@@ -180,23 +175,9 @@ def test_every_sample_event_is_covered() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_sample_event_runs(engine: Any, name: str) -> None:
-    event = load_event(f"ebs-quota-forecast/{name}")
-    status, result = EXPECTED[name]
-    if status is None:
-        assert engine.match(event) == []
-        return
-    execution = engine.run(SCENARIO, event)
-    assert execution.status == status
-    assert (execution.outcome if status == "SUCCEEDED" else execution.error) == result
+    check_sample_event(engine, SCENARIO, name, EXPECTED[name])
 
 
-@pytest.mark.parametrize(
-    "payload",
-    sorted(p.name for p in (EVENTS / "ebs-quota-forecast" / "functions").glob("*.json")),
-)
+@pytest.mark.parametrize("payload", function_payloads(SCENARIO))
 def test_every_function_payload_runs(engine: Any, payload: str) -> None:
-    from opsflow.engine.runner import function_name
-
-    handler = engine.boundary.lambdas[function_name(payload.removesuffix(".json"))]
-    result = handler(json.loads((EVENTS / "ebs-quota-forecast" / "functions" / payload).read_text()))
-    assert isinstance(result, dict) and result
+    check_function_payload(engine, SCENARIO, payload)

@@ -13,7 +13,14 @@ import boto3
 import pytest
 
 from opsflow.engine.boundary import parse_fault
-from tests.conftest import EVENTS, load_event
+from tests.conftest import (
+    EVENTS,
+    check_function_payload,
+    check_sample_event,
+    failed_tasks,
+    function_payloads,
+    load_event,
+)
 
 SCENARIO = "health-abuse"
 ISOLATION = "opsflow-isolation"
@@ -50,15 +57,6 @@ def ids(engine: Any) -> dict[str, str]:
 
 def ec2_effects(execution: Any) -> list[dict[str, Any]]:
     return [e for e in execution.effects if e["resource"].startswith(("i-", "sg-", "snap-"))]
-
-
-def failed_tasks(execution: Any, error: str) -> int:
-    count = 0
-    for event in execution.history:
-        details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails")
-        if details and details.get("error") == error:
-            count += 1
-    return count
 
 
 def test_mitigated(engine: Any) -> None:
@@ -328,16 +326,8 @@ def test_every_sample_event_is_covered() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_sample_event_runs(engine: Any, name: str) -> None:
-    event = load_event(f"health-abuse/{name}")
-    rules = engine.match(event)
-    status, result = EXPECTED[name]
-    if status is None:
-        assert rules == []  # not a quarantine abuse code: no rule starts the runbook
-        return
-    assert [r.scenario for r in rules] == [SCENARIO]
-    execution = engine.run(SCENARIO, event)
-    assert execution.status == status
-    assert (execution.outcome if status == "SUCCEEDED" else execution.error) == result
+    # A status of None: not a quarantine abuse code, no rule starts the runbook.
+    check_sample_event(engine, SCENARIO, name, EXPECTED[name], must_match=True)
 
 
 def test_sample_events_name_the_world(engine: Any) -> None:
@@ -347,14 +337,6 @@ def test_sample_events_name_the_world(engine: Any) -> None:
         assert any(instance_id in text for instance_id in known), name
 
 
-@pytest.mark.parametrize(
-    "payload", sorted(p.name for p in (EVENTS / "health-abuse" / "functions").glob("*.json"))
-)
+@pytest.mark.parametrize("payload", function_payloads(SCENARIO))
 def test_every_function_payload_runs(engine: Any, payload: str) -> None:
-    from opsflow.engine.runner import function_name
-
-    function = payload.removesuffix(".json")
-    result = engine.boundary.lambdas[function_name(function)](
-        load_event(f"health-abuse/functions/{payload}")
-    )
-    assert isinstance(result, dict) and result
+    check_function_payload(engine, SCENARIO, payload)

@@ -12,7 +12,14 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import EVENTS, load_event
+from tests.conftest import (
+    EVENTS,
+    check_function_payload,
+    check_sample_event,
+    failed_tasks,
+    function_payloads,
+    load_event,
+)
 
 SCENARIO = "region-failover"
 PRIMARY, STANDBY = "us-east-1", "us-east-2"
@@ -42,17 +49,6 @@ def alarm_event(**overrides: Any) -> dict[str, Any]:
     if overrides:
         event["opsflow"] = overrides
     return event
-
-
-def failures(execution: Any, error: str) -> int:
-    return sum(
-        1
-        for e in execution.history
-        if (e.get("lambdaFunctionFailedEventDetails") or e.get("taskFailedEventDetails") or {}).get(
-            "error"
-        )
-        == error
-    )
 
 
 def test_failover_with_route53_is_mitigated(engine: Any) -> None:
@@ -164,7 +160,7 @@ def test_throttled_record_change_is_retried(engine_factory: Any) -> None:
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.outcome == "mitigated", execution.cause
-    assert failures(execution, "Throttled") == 2
+    assert failed_tasks(execution, "Throttled") == 2
     assert weights(engine) == {PRIMARY: 0, STANDBY: 100}
 
 
@@ -230,22 +226,9 @@ def test_every_sample_event_is_covered() -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_sample_event_runs(engine: Any, name: str) -> None:
-    event = load_event(f"region-failover/{name}")
-    status, result = EXPECTED[name]
-    if status is None:
-        assert engine.match(event) == []
-        return
-    execution = engine.run(SCENARIO, event)
-    assert execution.status == status
-    assert (execution.outcome if status == "SUCCEEDED" else execution.error) == result
+    check_sample_event(engine, SCENARIO, name, EXPECTED[name])
 
 
-@pytest.mark.parametrize(
-    "payload", sorted(p.name for p in (EVENTS / "region-failover" / "functions").glob("*.json"))
-)
+@pytest.mark.parametrize("payload", function_payloads(SCENARIO))
 def test_every_function_payload_runs(engine: Any, payload: str) -> None:
-    from opsflow.engine.runner import function_name
-
-    handler = engine.boundary.lambdas[function_name(payload.removesuffix(".json"))]
-    result = handler(json.loads((EVENTS / "region-failover" / "functions" / payload).read_text()))
-    assert isinstance(result, dict) and result
+    check_function_payload(engine, SCENARIO, payload)

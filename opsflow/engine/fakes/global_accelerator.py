@@ -23,8 +23,6 @@ it created.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import functools
 import hashlib
@@ -43,6 +41,7 @@ from botocore.validate import ParamValidator
 
 from opsflow.engine.clock import VirtualClock
 from opsflow.engine.errors import AwsError
+from opsflow.engine.fakes import page
 
 SERVICE_NAME = "globalaccelerator"
 """The botocore service name this fake answers for (the key in ``Boundary.fakes``)."""
@@ -56,7 +55,6 @@ DEFAULT_DIAL = 100.0
 DEFAULT_HEALTH_CHECK_INTERVAL = 30
 DEFAULT_THRESHOLD = 3
 DEFAULT_PAGE_SIZE = 10
-_TOKEN_PREFIX = "opsflow:"
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62}[A-Za-z0-9])?$")
 _ARN_PREFIX = r"^arn:aws:globalaccelerator::\d{12}:accelerator/[A-Za-z0-9-]+"
 _ACCELERATOR_ARN_RE = re.compile(_ARN_PREFIX + "$")
@@ -633,24 +631,10 @@ class GlobalAcceleratorFake:
     def _page(
         self, key: str, items: list[dict[str, Any]], params: dict[str, Any]
     ) -> dict[str, Any]:
-        size = params.get("MaxResults", DEFAULT_PAGE_SIZE)
-        start = 0
-        token = params.get("NextToken")
-        if token:
-            try:
-                text = base64.b64decode(token, validate=True).decode()
-                if not text.startswith(_TOKEN_PREFIX):
-                    raise ValueError(text)
-                start = int(text.removeprefix(_TOKEN_PREFIX))
-            except (ValueError, binascii.Error, UnicodeDecodeError):
-                start = -1
-            if not 0 <= start <= len(items):
-                raise _error("InvalidNextTokenException", "There isn't another item to return.")
-        end = start + size
-        response: dict[str, Any] = {key: items[start:end]}
-        if end < len(items):
-            response["NextToken"] = base64.b64encode(f"{_TOKEN_PREFIX}{end}".encode()).decode()
-        return response
+        return page(
+            key, items, params, DEFAULT_PAGE_SIZE,
+            _error("InvalidNextTokenException", "There isn't another item to return."),
+        )
 
     def _fill_token(self, operation: str, params: dict[str, Any]) -> None:
         shape = service_model().operation_model(operation).input_shape

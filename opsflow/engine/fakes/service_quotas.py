@@ -13,8 +13,6 @@ validated against the input shape, timestamps are ``datetime`` objects as botoco
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import hashlib
 import json
@@ -30,6 +28,7 @@ from botocore.validate import ParamValidator
 
 from opsflow.engine.clock import VirtualClock
 from opsflow.engine.errors import AwsError
+from opsflow.engine.fakes import page
 
 SERVICE_NAME = "service-quotas"
 """The botocore service name this fake answers for (the key in ``Boundary.fakes``)."""
@@ -75,7 +74,6 @@ REQUEST_STATUSES = OPEN_STATUSES + FINAL_STATUSES
 DEFAULT_PAGE_SIZE = 100
 MAX_VALUE = 10_000_000_000.0
 _ALPHANUMERIC = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_TOKEN_PREFIX = "opsflow:"
 
 
 @functools.cache
@@ -383,23 +381,10 @@ class ServiceQuotasFake:
         size = params.get("MaxResults", DEFAULT_PAGE_SIZE)
         if not 1 <= size <= 100:
             raise _error("IllegalArgumentException", f"MaxResults {size} is not in 1..100.")
-        start = 0
-        token = params.get("NextToken")
-        if token:
-            try:
-                text = base64.b64decode(token, validate=True).decode()
-                if not text.startswith(_TOKEN_PREFIX):
-                    raise ValueError(text)
-                start = int(text.removeprefix(_TOKEN_PREFIX))
-            except (ValueError, binascii.Error, UnicodeDecodeError):
-                start = -1
-            if not 0 <= start <= len(items):
-                raise _error("InvalidPaginationTokenException", "Invalid pagination token.")
-        end = start + size
-        response: dict[str, Any] = {key: items[start:end]}
-        if end < len(items):
-            response["NextToken"] = base64.b64encode(f"{_TOKEN_PREFIX}{end}".encode()).decode()
-        return response
+        return page(
+            key, items, params, DEFAULT_PAGE_SIZE,
+            _error("InvalidPaginationTokenException", "Invalid pagination token."),
+        )
 
     def _describe_quota(self, region: str, code: str, value: float) -> dict[str, Any]:
         quota = EBS_QUOTAS[code]
