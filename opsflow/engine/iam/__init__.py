@@ -1,0 +1,1 @@
+"""IAM enforcement for the local engine."""
