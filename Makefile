@@ -26,8 +26,8 @@ demo: $(STAMP)
 	@echo "== health-abuse: a DoS abuse report arrives through EventBridge =="
 	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json
 	@echo
-	@echo "== health-abuse: the same report while EC2 throttles StopInstances twice =="
-	$(OPSFLOW) run health-abuse --event events/health-abuse/dos-report-bare-ids.json --fault ec2:StopInstances=RequestLimitExceeded*2
+	@echo "== health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries twice, the state machine once) =="
+	$(OPSFLOW) run health-abuse --event events/health-abuse/dos-report-bare-ids.json --fault ec2:StopInstances=RequestLimitExceeded*4
 	@echo
 	@echo "== health-abuse: dry run of the first report (every change checked with EC2 DryRun) =="
 	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json --dry-run

@@ -26,27 +26,32 @@ CASES = [
 def bench_runbooks() -> None:
     from opsflow.engine.runner import LocalEngine
 
-    print(f"Local executions ({RUNS} runs each, fresh emulated account per run)")
+    print(f"Local executions ({RUNS} runs each, fresh emulated account per run; IAM enforced, "
+          "and the same run without it for its cost)")
     header = (
-        f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'setup s':>8} "
-        f"{'transitions':>11} {'virtual s':>10}"
+        f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'no IAM s':>9} "
+        f"{'IAM cost':>9} {'setup s':>8} {'transitions':>11} {'virtual s':>10}"
     )
     print(header)
     print("-" * len(header))
     for scenario, path, label in CASES:
         event = json.loads((ROOT / path).read_text())
-        walls, setups, transitions, virtual = [], [], set(), set()
+        walls, bare, setups, transitions, virtual = [], [], [], set(), set()
         for _ in range(RUNS):
-            start = time.perf_counter()
-            with LocalEngine(scenarios=[scenario]) as engine:
-                setups.append(time.perf_counter() - start)
-                begin = time.perf_counter()
-                execution = engine.run(scenario, event)
-                walls.append(time.perf_counter() - begin)
-            transitions.add(execution.transitions)
-            virtual.add(execution.virtual_seconds)
+            for enforce in (True, False):
+                start = time.perf_counter()
+                with LocalEngine(scenarios=[scenario], enforce_iam=enforce) as engine:
+                    if enforce:
+                        setups.append(time.perf_counter() - start)
+                    begin = time.perf_counter()
+                    execution = engine.run(scenario, event)
+                    (walls if enforce else bare).append(time.perf_counter() - begin)
+                transitions.add(execution.transitions)
+                virtual.add(execution.virtual_seconds)
+        median, without = statistics.median(walls), statistics.median(bare)
         print(
-            f"{scenario:<19} {label:<24} {statistics.median(walls):>9.3f} {min(walls):>7.3f} "
+            f"{scenario:<19} {label:<24} {median:>9.3f} {min(walls):>7.3f} {without:>9.3f} "
+            f"{(median - without) / without:>+9.0%} "
             f"{statistics.median(setups):>8.3f} {'/'.join(map(str, sorted(transitions))):>11} "
             f"{'/'.join(f'{v:.0f}' for v in sorted(virtual)):>10}"
         )
@@ -54,7 +59,8 @@ def bench_runbooks() -> None:
     print(f"peak resident memory of this process: {peak:.0f} MiB")
     print(
         "transitions = states entered (the Standard-workflow price driver, $0.025 per 1,000); "
-        "virtual s = event to final state on the virtual clock."
+        "virtual s = event to final state on the virtual clock; no IAM s = the same run with "
+        "no IAM evaluation at all (only to price enforcement; every rehearsal enforces IAM)."
     )
 
 

@@ -38,14 +38,47 @@ def _scenario(name: str) -> str:
     return name
 
 
+MAX_EVENT_DEPTH = 100
+"""Deepest nesting of arrays and objects an event file may have. EventBridge events are a few
+levels deep; a file far deeper is not an event, and Python's JSON reader (recursive) would
+otherwise crash on it."""
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (iterative: any depth is safe)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            pending += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return deepest
+
+
 def _read_event(path: str) -> Any:
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"no such event file: {path}")
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
+    try:
+        event = json.loads(text)
+    except RecursionError:
+        raise UsageError(
+            f"{path} nests arrays or objects too deeply to be an event "
+            f"(at most {MAX_EVENT_DEPTH} levels)"
+        ) from None
     except ValueError as error:
         raise UsageError(f"{path} is not valid JSON: {error}") from None
+    depth = _depth(event)
+    if depth > MAX_EVENT_DEPTH:
+        raise UsageError(
+            f"{path} nests arrays or objects {depth} levels deep; an event has at most "
+            f"{MAX_EVENT_DEPTH}"
+        )
+    return event
 
 
 def _faults(specs: list[str]) -> list[Any]:
@@ -109,7 +142,7 @@ def _save(execution: Any, parameters: dict[str, str]) -> str:
 
 
 def _execute(
-    args: argparse.Namespace, engine: Any, plan: list[tuple[str, Any]], matched: Any
+    args: argparse.Namespace, engine: Any, plan: list[tuple[str, Any, Any]], matched: Any
 ) -> int:
     from opsflow import report
 
@@ -117,11 +150,11 @@ def _execute(
     human = not args.json
     if args.kill_switch:
         engine.set_kill_switch("on")
-    for scenario, event in plan:
+    for scenario, event, rule in plan:
         trace = report.Trace() if human else None
         if human:
             print(f"\n▶ {scenario}  (local, {'faults: ' + ', '.join(args.fault) if args.fault else 'no faults'})")
-        execution = engine.run(scenario, event, on_event=trace)
+        execution = engine.run(scenario, event, on_event=trace, rule=rule)
         run_id = _save(execution, _params(args.param))
         if human:
             report.print_summary(execution, colour=sys.stdout.isatty())
@@ -201,6 +234,66 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def iam_summary(results: list[Any]) -> dict[str, Any]:
+    """Per principal: the distinct calls made, those denied, and the Allow statements no call of
+    any rehearsal needed."""
+    from opsflow import rehearsals
+
+    principals: dict[str, dict[str, Any]] = {}
+    unused: dict[str, set[tuple[str, str, tuple[str, ...]]]] = {}
+    for result in results:
+        for arn, grants in result.unused.items():
+            if arn not in result.scope:
+                continue
+            mine = {
+                (p, sid, tuple(actions))
+                for p, sid, actions in grants
+                if p not in rehearsals.NOT_REHEARSED
+            }
+            unused[arn] = mine if arn not in unused else unused[arn] & mine
+        for call in result.calls:
+            entry = principals.setdefault(call.principal, {"calls": set(), "denied": set()})
+            entry["calls"].add((call.action, call.resource))
+            if not call.allowed:
+                entry["denied"].add((call.action, call.resource, result.rehearsal.name))
+    summary = {}
+    for arn in sorted(set(principals) | set(unused)):
+        entry = principals.get(arn, {"calls": set(), "denied": set()})
+        summary[arn] = {
+            "calls": sorted(f"{a} {r}" for a, r in entry["calls"]),
+            "denied": sorted(f"{a} {r} ({case})" for a, r, case in entry["denied"]),
+            "unused": sorted(f"{p}/{sid}: {', '.join(actions)}" for p, sid, actions in unused.get(arn, set())),
+        }
+    return summary
+
+
+def cmd_iam(args: argparse.Namespace) -> int:
+    from opsflow import rehearsals
+
+    scenario = _scenario(args.scenario) if args.scenario else None
+    results = [rehearsals.rehearse(case) for case in rehearsals.rehearsals(scenario)]
+    summary = iam_summary(results)
+    denied = sum(len(v["denied"]) for v in summary.values())
+    if args.json:
+        print(json.dumps({"rehearsals": [
+            {"name": r.rehearsal.name, "why": r.rehearsal.why, "status": r.status,
+             "outcome": r.outcome, "error": r.error} for r in results
+        ], "principals": summary}, indent=2))
+        return 1 if denied else 0
+    for r in results:
+        end = r.outcome or r.error or ""
+        print(f"rehearsed {r.rehearsal.name}: {r.status} {end} ({r.rehearsal.why})")
+    for arn, entry in summary.items():
+        role = arn.rsplit("/", 1)[-1]
+        print(f"\n{role}: {len(entry['calls'])} distinct call(s), {len(entry['denied'])} denied")
+        for line in entry["denied"]:
+            print(f"  DENIED {line}")
+        for line in entry["unused"]:
+            print(f"  unused grant {line}")
+    print(f"\n{len(results)} rehearsals, {denied} denied call(s)")
+    return 1 if denied else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from workflows.catalog import SCENARIOS
 
@@ -208,7 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     event = _read_event(args.event or str(ROOT / SCENARIOS[scenario].sample_event))
     event = _with_dry_run(event, args.dry_run)
     with _engine(args, [scenario]) as engine:
-        return _execute(args, engine, [(scenario, event)], None)
+        return _execute(args, engine, [(scenario, event, None)], None)
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -223,26 +316,22 @@ def cmd_trigger(args: argparse.Namespace) -> int:
                 print("No rule in template.yaml matches this event: nothing started.")
             for r in rules:
                 print(f"rule {r.name} matched → {r.scenario}")
-        return _execute(args, engine, [(r.scenario, event) for r in rules], matched)
+        return _execute(args, engine, [(r.scenario, event, r) for r in rules], matched)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     from opsflow import template as cfn
-    from opsflow.engine.runner import function_name
 
     functions = cfn.resources_of_type(cfn.cached(), "AWS::Serverless::Function")
     if args.function not in functions:
         raise UsageError(f"unknown function {args.function!r}; known: {', '.join(functions)}")
     payload = _read_event(args.event)
     with _engine(args) as engine:
-        handler = engine.boundary.lambdas[function_name(args.function)]
-        try:
-            result = handler(payload)
-        except Exception as error:  # report exactly what Lambda would
-            print(json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}, indent=2))
-            return 1
+        succeeded, result = engine.invoke(args.function, payload)
+    if not succeeded:  # exactly what Lambda reports
+        result = {k: result.get(k) for k in ("errorType", "errorMessage")}
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return 0 if succeeded else 1
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -264,7 +353,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     args.param = args.param or [f"{k}={v}" for k, v in record.get("parameters", {}).items()]
     event = _with_dry_run(event, args.dry_run)
     with _engine(args, [scenario]) as engine:
-        return _execute(args, engine, [(scenario, event)], None)
+        return _execute(args, engine, [(scenario, event, None)], None)
 
 
 def cmd_chaos_latency(args: argparse.Namespace) -> int:
@@ -295,7 +384,7 @@ def cmd_chaos_latency(args: argparse.Namespace) -> int:
         if not args.json:
             for r in rules:
                 print(f"rule {r.name} matched → {r.scenario}")
-        return _execute(args, engine, [(r.scenario, event) for r in rules], matched)
+        return _execute(args, engine, [(r.scenario, event, r) for r in rules], matched)
 
 
 def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any = None) -> int:
@@ -364,6 +453,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagram", help="print a scenario's state machine as a Mermaid flowchart")
     p.add_argument("scenario")
     p.set_defaults(func=cmd_diagram)
+    p = sub.add_parser(
+        "iam", help="rehearse every sample event with IAM enforced: calls, denials, unused grants"
+    )
+    p.add_argument("scenario", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_iam)
     p = sub.add_parser("world", help="show the emulated account a scenario runs against")
     p.add_argument("scenario", nargs="?")
     p.add_argument("--json", action="store_true")

@@ -3,6 +3,7 @@ functions the local engine must evaluate (DefinitionSubstitutions and rule patte
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -155,3 +156,49 @@ class Resolver:
             return ",".join(value) if isinstance(value, list) else str(value)
 
         return re.sub(r"\$\{([^}]+)\}", one, text)
+
+
+def translate(template_path: Path = TEMPLATE) -> dict[str, Any]:
+    """SAM → CloudFormation, offline: what CloudFormation deploys (samtranslator with a fixed
+    region and no AWS calls; local code and definition paths become S3 objects, as
+    ``sam package`` makes them)."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    from samtranslator.public.translator import ManagedPolicyLoader
+    from samtranslator.translator.transform import transform
+
+    class _OfflinePolicies(ManagedPolicyLoader):
+        def __init__(self) -> None:
+            pass
+
+        def load(self) -> dict[str, str]:
+            return {}
+
+    sam = load(template_path)
+    function_globals = sam.get("Globals", {}).get("Function", {})
+    if "CodeUri" in function_globals:
+        function_globals["CodeUri"] = "s3://opsflow-artifacts/functions.zip"
+    for spec in resources_of_type(sam, "AWS::Serverless::Function").values():
+        if "CodeUri" in spec.get("Properties", {}):
+            spec["Properties"]["CodeUri"] = "s3://opsflow-artifacts/functions.zip"
+    for spec in resources_of_type(sam, "AWS::Serverless::StateMachine").values():
+        props = spec["Properties"]
+        props["DefinitionUri"] = f"s3://{ARTIFACTS}/{props['DefinitionUri']}"
+    return transform(sam, {}, _OfflinePolicies())  # type: ignore[no-any-return]
+
+
+ARTIFACTS = "opsflow-artifacts"
+"""The bucket ``translate`` names for packaged code; a state machine's DefinitionS3Location key is
+its definition's path in this repository."""
+
+
+@lru_cache(maxsize=1)
+def translated() -> dict[str, Any]:
+    """``translate()`` of the committed template, cached on disk by the template's text and
+    samtranslator's version (translating costs about half a second)."""
+    from importlib.metadata import version
+
+    from opsflow.engine import cache
+
+    text = TEMPLATE.read_bytes()
+    digest = cache.key(text, Path(__file__).read_bytes(), version("aws-sam-translator"))
+    return dict(cache.cached_json("translated", digest, translate))

@@ -90,8 +90,8 @@ def function_payloads(scenario: str) -> list[str]:
 
 def check_function_payload(engine: Any, scenario: str, payload: str) -> None:
     """Run one ``events/<scenario>/functions/`` payload through its function, in-process."""
-    from opsflow.engine.runner import function_name
-
-    handler = engine.boundary.lambdas[function_name(payload.removesuffix(".json"))]
-    result = handler(load_event(f"{scenario}/functions/{payload}"))
+    succeeded, result = engine.invoke(
+        payload.removesuffix(".json"), load_event(f"{scenario}/functions/{payload}")
+    )
+    assert succeeded, result
     assert isinstance(result, dict) and result

@@ -3,8 +3,9 @@
 Detect counts every configured region in parallel (bounded; a region that cannot be counted is
 reported and the others still are), records the totals as CloudWatch metrics so history builds up
 in the account, reads the history back, forecasts each quota and compares it with the quota's
-value. Act requests the increases (never twice: an open request is reused). Verify reads each
-request's status. An increase request cannot be withdrawn, so a failure escalates with exactly
+value; when no region at all could be counted, it escalates (nothing known is not "nothing to do").
+Act requests the increases (never twice: an open request is reused), every request call ending
+before the run goes on. Verify reads each request's status. An increase request cannot be withdrawn, so a failure escalates with exactly
 which requests exist.
 """
 
@@ -32,7 +33,7 @@ def phases() -> runbook.Phases:
     read = runbook.lambda_task(
         "Detect: Read trigger",
         "ReadQuotaTriggerFunction",
-        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
         result_path="$.plan",
     )
     count = runbook.lambda_task(
@@ -90,6 +91,17 @@ def phases() -> runbook.Phases:
         result_path="$.act",
     )
     requests.attach_iterator(request)
+    # Every request call ends before the run goes on: a report never misses one still in flight.
+    requested = runbook.settle_each_item(
+        requests,
+        keep="Act: Keep request failure",
+        item={"region.$": "$.target.region", "quotaCode.$": "$.target.quotaCode"},
+        collect="Act: Collect failures",
+        question="Act: Every request made?",
+        read="Act: Read first failure",
+        failures_path="$.actFailures",
+        error_path="$.error",
+    )
 
     verify = runbook.verify_loop(
         wait=sdk.Wait("Verify: Wait for Service Quotas", seconds=60),
@@ -110,20 +122,19 @@ def phases() -> runbook.Phases:
         result_path="$.rollback",
     )
 
+    requested.first_failure.next(report)
+
     return runbook.Phases(
         scenario=SCENARIO,
         comment="opsflow ebs-quota-forecast: EBS census -> forecast -> Service Quotas increase "
         "before the quota is hit.",
         detect=read,
         detect_tail=decide,
-        detect_tasks=[read, regions, decide],
         act=requests,
-        act_tail=requests,
-        act_tasks=[requests],
+        act_tail=requested.done,
         verify=verify,
         rollback=report,
         rollback_tail=None,
-        rollback_tasks=[report],
         rollback_escalate_from=[report],
     )
 

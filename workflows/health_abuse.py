@@ -3,9 +3,12 @@
 Detect parses the event and inspects every reported instance (in its own region, or in each
 configured region when the event says ``global``); the skeleton then applies the shared guards.
 Act runs per instance with bounded concurrency: record the before-state in tags and isolate every
-network interface, optionally snapshot the volumes, stop. Verify polls until every instance is
-stopped and isolated. Rollback restores each touched instance from its tags, or holds them
-(``RollbackMode=hold``) and escalates.
+network interface, optionally snapshot the volumes, stop. Every instance's iteration ends, even a
+failing one, before the run goes on (so a rollback never races an isolation still in flight).
+Verify polls until every instance is stopped and isolated. Rollback restores each touched
+instance from its tags, or holds them (``RollbackMode=hold``) and escalates; either way the
+cause is built from each instance's final state compared with its before-state, and a rollback
+that fails or leaves anything changed escalates naming every instance left changed.
 
 Instances may be in any region, and Step Functions' AWS SDK integrations call their own region
 only, so the EC2 work runs in small Lambda functions that take the region as input.
@@ -46,6 +49,11 @@ def _per_instance() -> dict[str, Any]:
     }
 
 
+def _failed_item() -> dict[str, Any]:
+    """What a failed iteration keeps beside its error: which instance it was."""
+    return {"instanceId.$": "$.instance.instanceId", "region.$": "$.instance.region"}
+
+
 def _busy_retry() -> sdk.Retry:
     return sdk.Retry(error_equals=["InstanceBusy"], interval_seconds=15, max_attempts=8, backoff_rate=1.5)
 
@@ -55,7 +63,7 @@ def phases() -> runbook.Phases:
     parse = runbook.lambda_task(
         "Detect: Parse Health event",
         "ParseHealthEventFunction",
-        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
         result_path="$.plan",
     )
     inspect = runbook.lambda_task(
@@ -98,6 +106,16 @@ def phases() -> runbook.Phases:
         result_path="$.act",
     )
     quarantine.attach_iterator(isolate)
+    quarantined = runbook.settle_each_item(
+        quarantine,
+        keep="Act: Keep instance failure",
+        item=_failed_item(),
+        collect="Act: Collect failures",
+        question="Act: Every instance done?",
+        read="Act: Read first failure",
+        failures_path="$.actFailures",
+        error_path="$.error",
+    )
 
     # Verify.
     verify = runbook.verify_loop(
@@ -125,12 +143,28 @@ def phases() -> runbook.Phases:
         items_path="$.plan.targets",
         item_selector=_per_instance(),
         max_concurrency=MAX_CONCURRENCY,
-        result_path=None,
+        result_path="$.restore",
     )
     restore_all.attach_iterator(restore)
+    restored = runbook.settle_each_item(
+        restore_all,
+        keep="Rollback: Keep instance failure",
+        item=_failed_item(),
+        collect="Rollback: Collect failures",
+        question="Rollback: Every restore done?",
+        read="Rollback: Read first failure",
+        failures_path="$.restoreFailures",
+        error_path="$.rollbackError",
+    )
     summarise = runbook.lambda_task(
         "Rollback: Report final state", "SummariseRollbackFunction",
         {"plan.$": "$.plan", "error.$": "$.error", "mode": "restore"}, result_path="$.rollback",
+    )
+    left = runbook.lambda_task(
+        "Rollback: Report what is left", "SummariseRollbackFunction",
+        {"plan.$": "$.plan", "error.$": "$.error", "rollbackError.$": "$.rollbackError",
+         "mode": "failed"},
+        result_path="$.rollback",
     )
     hold = runbook.lambda_task(
         "Rollback: Hold and report", "SummariseRollbackFunction",
@@ -146,7 +180,9 @@ def phases() -> runbook.Phases:
     # A dry run changed nothing: report, never restore (an instance may be held by an earlier run).
     restore_or_hold.add_choice(ChoiceRule.BooleanEquals("$.plan.dryRun", True), summarise)
     restore_or_hold.default_choice(restore_all)
-    restore_all.next(summarise)
+    restored.done.default_choice(summarise)
+    restored.first_failure.next(left)
+    quarantined.first_failure.next(restore_or_hold)
 
     return runbook.Phases(
         scenario=SCENARIO,
@@ -154,15 +190,13 @@ def phases() -> runbook.Phases:
         "reported EC2 instances, with rollback.",
         detect=parse,
         detect_tail=inspect,
-        detect_tasks=[parse, inspect],
         act=quarantine,
-        act_tail=quarantine,
-        act_tasks=[quarantine],
+        act_tail=quarantined.done,
         verify=verify,
         rollback=restore_or_hold,
         rollback_tail=summarise,
-        rollback_tasks=[restore_all, summarise, hold],
         rollback_escalate_from=[hold],
+        rollback_report=left,
     )
 
 

@@ -6,8 +6,10 @@ no failover within the cooldown (state in Parameter Store), and the target regio
 (enough healthy NLB targets, its own canary alarm OK): otherwise escalate and move nothing.
 An optional human approval comes before the act. Act records the before-state and shifts the
 traffic (Route 53 weighted records or a Global Accelerator traffic dial). Verify waits for the
-change to be in sync and the target's canary to stay healthy for consecutive checks. Rollback
-restores the recorded split. A manual run with ``{"opsflow": {"mode": "failback"}}`` moves
+change to be in sync and the target's canary to stay healthy for consecutive checks; only then is
+the failover recorded, which starts the cooldown (a failover that was rolled back starts none).
+Rollback restores the recorded split and reports the traffic as it then is; a rollback that
+fails or leaves the split changed escalates with the traffic read from the account. A manual run with ``{"opsflow": {"mode": "failback"}}`` moves
 traffic back with the same pre-flight, verify and rollback.
 """
 
@@ -45,7 +47,7 @@ def phases() -> runbook.Phases:
     parse = runbook.lambda_task(
         "Detect: Read alarm",
         "ParseAlarmFunction",
-        {"event.$": "$", "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
+        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
         result_path="$.plan",
     )
     preflight = runbook.lambda_task(
@@ -72,10 +74,26 @@ def phases() -> runbook.Phases:
         start={"attempt": 0, "streak": 0},
     )
 
+    # Verified: record it (the cooldown starts only for a failover that stayed in place). The
+    # function that records the runbook's state before shifting is the one that may write it.
+    record = runbook.lambda_task(
+        "Verify: Record verified move",
+        "ShiftTrafficFunction",
+        {"plan.$": "$.plan", "act.$": "$.act", "record": "verified"},
+        result_path="$.recorded",
+    )
+
     restore = runbook.lambda_task(
         "Rollback: Restore traffic split",
         "RestoreTrafficFunction",
         {"plan.$": "$.plan", "error.$": "$.error"},
+        result_path="$.rollback",
+    )
+    report = runbook.lambda_task(
+        "Rollback: Report traffic left",
+        "RestoreTrafficFunction",
+        {"plan.$": "$.plan", "error.$": "$.error", "rollbackError.$": "$.rollbackError",
+         "report": True},
         result_path="$.rollback",
     )
 
@@ -85,15 +103,15 @@ def phases() -> runbook.Phases:
         "traffic shift, with rollback and failback.",
         detect=parse,
         detect_tail=preflight,
-        detect_tasks=[parse, preflight],
         act=shift,
         act_tail=shift,
-        act_tasks=[shift],
         verify=verify,
+        verified=record,
+        verified_tail=record,
         rollback=restore,
         rollback_tail=restore,
-        rollback_tasks=[restore],
         rollback_escalate_from=[],
+        rollback_report=report,
         approval=True,
     )
 

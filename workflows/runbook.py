@@ -15,18 +15,29 @@ them into one state machine with the parts every runbook shares:
   scenario runs with its APIs' DryRun; any act or verify failure goes to the scenario's rollback
   chain, whose last state must leave ``$.rollback`` with ``cause`` and ``notice``.
 
-Data contract between phases: the detect chain leaves ``$.plan`` with ``scenario``, ``dryRun``,
+Data contract between phases: the execution's input (the event, whatever JSON it is) is kept at
+``$.event`` by the first state, so a task can always add its result next to it and a Catch can
+always record an error (neither can be applied to an input that is not an object). The detect
+chain leaves ``$.plan`` with ``scenario``, ``dryRun``,
 ``actionable``, optionally ``dedupeKey`` and ``escalate``, and ``notices`` — a map of notice
 objects ``{"subject", "message"}`` where ``message`` is an SNS JSON message structure
 (``default``, ``sms``, ``email``). Every notification the skeleton sends reads one of them.
+The rollback chain leaves ``$.rollback`` with ``cause``, ``notice`` and, when it read the account,
+``complete`` (false when something is left changed: the run escalates instead of ending
+``Runbook.RolledBack``).
+
+Error handling follows from the structure: every Task, Map and Parallel state reachable from a
+phase's head gets that phase's Catch (see :func:`phase_states`); states inside a Map's or
+Parallel's iterator are covered by the Catch on the Map or Parallel state itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from stepfunctions.steps import ChoiceRule
+from stepfunctions.steps import ChoiceRule, states
 
 from workflows import sdk
 
@@ -39,6 +50,8 @@ DEDUPE_TABLE = "${DedupeTableName}"
 KILL_SWITCH = "${KillSwitchParameterName}"
 
 INVALID_EVENT = "InvalidEvent"
+EVENT = "$.event"
+"""Where the skeleton keeps the execution's input (the event as delivered)."""
 THROTTLED = "Throttled"
 
 LAMBDA_TRANSIENT = [
@@ -212,37 +225,171 @@ def verify_loop(
 class Phases:
     """What a scenario contributes; each field is the head of a chain of states.
 
-    ``detect``: first state of the detect chain; ``detect_tail``: its last state (the skeleton
-    continues after it). ``detect_tasks``: every detect Task, so the skeleton can give them its
-    error handling. ``act``/``act_tail`` likewise; ``verify``: the scenario's
-    :func:`verify_loop`. ``rollback``/``rollback_tail``: the compensation chain, which leaves
-    ``$.rollback.cause`` and ``$.rollback.notice``; ``rollback_escalate_from``: states of the
-    rollback chain that end the run ``Runbook.Escalated`` instead (e.g. a "hold" mode, or a
-    scenario whose acts cannot be undone: its ``rollback_tail`` is None).
+    ``detect``: first state of the detect chain, which reads the event at :data:`EVENT`;
+    ``detect_tail``: its last state (the skeleton continues after it). ``act``/``act_tail``
+    likewise (a Choice as tail continues by its default); ``verify``: the scenario's
+    :func:`verify_loop`; ``verified``/``verified_tail``: optional states run once verify has
+    converged, before the mitigation is reported (e.g. recording it); a failure there is kept at
+    ``$.verifiedError`` and never undoes the verified change. ``rollback``/``rollback_tail``: the
+    compensation chain, which leaves ``$.rollback.cause`` and ``$.rollback.notice``;
+    ``rollback_escalate_from``: states of the rollback chain that end the run
+    ``Runbook.Escalated`` instead (e.g. a "hold" mode, or a scenario whose acts cannot be undone:
+    its ``rollback_tail`` is None). ``rollback_report``: an optional Task that reads what a
+    failed rollback left (``$.rollbackError`` says why it failed) and leaves ``$.rollback`` like
+    the rollback chain; every rollback failure goes there, and the run ends ``Runbook.Escalated``
+    (if the report itself fails, the cause is explained from the errors alone).
+
+    The skeleton finds each phase's Tasks itself by walking the chain from its head
+    (:func:`phase_states`), so a task cannot be added without its phase's error handling.
     """
 
     scenario: str
     comment: str
     detect: Any
     detect_tail: Any
-    detect_tasks: list[sdk.Task]
     act: Any
     act_tail: Any
-    act_tasks: list[sdk.Task]
     verify: VerifyLoop
     rollback: Any
     rollback_tail: Any | None
-    rollback_tasks: list[sdk.Task]
     rollback_escalate_from: list[Any]
+    rollback_report: Any | None = None
+    verified: Any | None = None
+    verified_tail: Any | None = None
     timeout_seconds: int = 3600
     approval: bool = False
     """Offer a human approval step before acting (taken when ``$.plan.requireApproval`` is true):
-    the approval request carries a task token; ``SendTaskSuccess`` goes on, ``SendTaskFailure``
-    or no answer within ``$.plan.approvalTimeoutSeconds`` escalates without acting."""
+    the request carries signed approve/reject links for its task token; approving goes on,
+    rejecting (``Runbook.Rejected``) or no answer within ``$.plan.approvalTimeoutSeconds``
+    escalates without acting. The scenario's plan supplies ``notices.approval``."""
+
+
+CATCHABLE = (sdk.Task, sdk.Map, states.Parallel)
+"""States that run work and can fail with the work's error (a Catch belongs on them)."""
+
+
+def successors(state: Any) -> list[Any]:
+    """The states ``state`` can go to in its own graph: Next, Choice branches and default, and
+    Catch targets (never into a Map's or Parallel's iterator, which is a graph of its own)."""
+    found: list[Any] = []
+    if isinstance(state, states.Choice):
+        found += [target for _, target in state.choices]
+        if state.default is not None:
+            found.append(state.default)
+    elif getattr(state, "next_step", None) is not None:
+        found.append(state.next_step)
+    found += [catch.next_step for catch in getattr(state, "catches", [])]
+    return found
+
+
+def phase_states(head: Any, stop: Iterable[Any] = ()) -> list[Any]:
+    """Every state reachable from ``head`` without entering ``stop`` (the heads of other
+    phases), in the order first reached. Call it before the skeleton wires the phase onward."""
+    stops = {id(state) for state in stop if state is not None}
+    seen: set[int] = set()
+    order: list[Any] = []
+    pending = [head]
+    while pending:
+        state = pending.pop(0)
+        if state is None or id(state) in seen or id(state) in stops:
+            continue
+        seen.add(id(state))
+        order.append(state)
+        pending += successors(state)
+    return order
+
+
+def _catchable(found: list[Any]) -> list[Any]:
+    return [state for state in found if isinstance(state, CATCHABLE)]
+
+
+def _phase(name: str, head: Any, tail: Any, stop: Iterable[Any]) -> list[Any]:
+    found = phase_states(head, stop)
+    if tail is not None and all(state is not tail for state in found):
+        raise ValueError(f"{name}: {tail.state_id!r} cannot be reached from {head.state_id!r}")
+    return _catchable(found)
+
+
+def _continue(state: Any, then: Any) -> None:
+    """Go on from ``state`` to ``then`` (a Choice goes on by its default)."""
+    if isinstance(state, states.Choice):
+        state.default_choice(then)
+    else:
+        state.next(then)
+
+
+@dataclass
+class Settled:
+    """A Map whose iterations never fail (see :func:`settle_each_item`)."""
+
+    collect: sdk.Pass
+    done: sdk.Choice
+    """Every item succeeded? Its default is the way on; a failure goes to ``first_failure``."""
+    first_failure: sdk.Pass
+    """Puts the first item's failure (``Error``, ``Cause`` and the item's ``item`` fields) at
+    the chosen error path; ``.next()`` it to where failures go."""
+
+
+def settle_each_item(
+    map_state: sdk.Map,
+    keep: str,
+    item: dict[str, Any],
+    collect: str,
+    question: str,
+    read: str,
+    failures_path: str,
+    error_path: str,
+) -> Settled:
+    """Make every iteration of ``map_state`` end, even a failing one, before the run goes on.
+
+    When one iteration of a Map fails, Step Functions fails the Map at once while the other
+    iterations' calls are still in flight; whatever runs next (a rollback, a report) would race
+    them. Here every Task of the iterator catches its own failure into ``keep`` (a Pass that
+    records ``item`` and the error at ``$.failure``), so the Map ends only when every iteration
+    has; then ``collect`` gathers the failures at ``failures_path`` and ``question`` sends the run
+    on (default) or, if any item failed, to ``read``, which puts the first failure at
+    ``error_path``. The Map's ResultPath must be set (its items are read back).
+    """
+    results = map_state.fields.get("result_path")
+    if not results:
+        raise ValueError(f"{map_state.state_id}: settle_each_item needs the Map's ResultPath")
+    kept = sdk.Pass(
+        keep,
+        parameters={**item, "Error.$": "$.failure.Error", "Cause.$": "$.failure.Cause"},
+        result_path="$.failure",
+    )
+    for state in _catchable(phase_states(map_state.iterator)):
+        state.add_catch(
+            sdk.Catch(error_equals=["States.ALL"], next_step=kept, result_path="$.failure")
+        )
+    gather = sdk.Pass(collect, input_path=f"{results}[*].failure", result_path=failures_path)
+    done = sdk.Choice(question)
+    first = sdk.Pass(read, input_path=f"{failures_path}[0]", result_path=error_path)
+    map_state.next(gather)
+    gather.next(done)
+    done.add_choice(ChoiceRule.IsPresent(f"{failures_path}[0]", True), first)
+    return Settled(collect=gather, done=done, first_failure=first)
 
 
 def build(p: Phases) -> dict[str, Any]:
     """Wire a scenario's phases into the full runbook and return the ASL definition."""
+    # Each phase's states, found from the chains as the scenario wired them.
+    other_heads = [p.act, p.verify.start, p.rollback, p.rollback_report, p.verified]
+    detect_states = _phase("detect", p.detect, p.detect_tail, other_heads)
+    act_states = _phase("act", p.act, p.act_tail, [p.rollback, p.verify.start])
+    verify_states = _phase("verify", p.verify.start, p.verify.done, [p.rollback])
+    verified_states = (
+        _phase("verified", p.verified, p.verified_tail, [p.rollback])
+        if p.verified is not None
+        else []
+    )
+    rollback_states = _phase("rollback", p.rollback, p.rollback_tail, [p.rollback_report])
+    report_states = (
+        _phase("rollback report", p.rollback_report, None, [])
+        if p.rollback_report is not None
+        else []
+    )
+
     # Terminal states.
     invalid = sdk.Fail(
         "Invalid event", error="Runbook.InvalidEvent", cause_path="$.error.detail.errorMessage"
@@ -257,6 +404,10 @@ def build(p: Phases) -> dict[str, Any]:
     escalated = sdk.Fail("Escalated", error="Runbook.Escalated", cause_path="$.escalation.cause")
     rolled_back = sdk.Fail("Rolled back", error="Runbook.RolledBack", cause_path="$.rollback.cause")
 
+    # The input may be any JSON (an array, a string, null): keep it under a key of an object.
+    receive = sdk.Pass("Detect: Receive event", parameters={"event.$": "$"})
+    receive.next(p.detect)
+
     # A failure while detecting: explain and escalate.
     detect_failed = explain_and_escalate(
         "Detect: Explain failure",
@@ -267,7 +418,7 @@ def build(p: Phases) -> dict[str, Any]:
         escalated,
     )
 
-    for task in p.detect_tasks:
+    for task in detect_states:
         task.add_catch(
             sdk.Catch(error_equals=[INVALID_EVENT], next_step=explain_invalid, result_path="$.error")
         )
@@ -314,7 +465,7 @@ def build(p: Phases) -> dict[str, Any]:
         sdk.Catch(error_equals=["States.ALL"], next_step=detect_failed, result_path="$.error")
     )
     check_duplicate = sdk.Choice("Detect: First delivery?")
-    p.detect_tail.next(check_duplicate)
+    _continue(p.detect_tail, check_duplicate)
 
     # Nothing to do.
     no_action = outcome("No action", "no-action", {"reason": "nothing-to-do"})
@@ -398,11 +549,6 @@ def build(p: Phases) -> dict[str, Any]:
     _tolerate_notify_failure(announce, first_act)
 
     # Rollback chain (kept apart, entered by Catch).
-    if p.rollback_tail is not None:
-        notify_rollback = notify("Notify: Report rollback", "$.rollback.notice")
-        p.rollback_tail.next(notify_rollback)
-        notify_rollback.next(rolled_back)
-        _tolerate_notify_failure(notify_rollback, rolled_back)
     notify_held = notify("Notify: Escalate after failure", "$.rollback.notice")
     held = sdk.Pass(
         "Rollback: Escalate", parameters={"cause.$": "$.rollback.cause"}, result_path="$.escalation"
@@ -410,16 +556,56 @@ def build(p: Phases) -> dict[str, Any]:
     notify_held.next(held)
     held.next(escalated)
     _tolerate_notify_failure(notify_held, held)
+    if p.rollback_tail is not None:
+        notify_rollback = notify("Notify: Report rollback", "$.rollback.notice")
+        restored = sdk.Choice("Rollback: Everything restored?")
+        _continue(p.rollback_tail, restored)
+        restored.add_choice(
+            ChoiceRule.And([
+                ChoiceRule.IsPresent("$.rollback.complete", True),
+                ChoiceRule.BooleanEquals("$.rollback.complete", False),
+            ]),
+            notify_held,
+        )
+        restored.default_choice(notify_rollback)
+        notify_rollback.next(rolled_back)
+        _tolerate_notify_failure(notify_rollback, rolled_back)
     for state in p.rollback_escalate_from:
-        state.next(notify_held)
-    rollback_failed = _rollback_failed(p.scenario)
-    for task in p.rollback_tasks:
+        _continue(state, notify_held)
+    failed = sdk.Fail("Rollback failed", error="Runbook.Escalated", cause_path="$.escalation.cause")
+    rollback_failed = _rollback_failed(p.scenario, failed)
+    if p.rollback_report is not None:
+        # A failed rollback is reported from the account's state, then escalates.
+        read_report = sdk.Pass(
+            "Rollback: Escalate failure",
+            parameters={"cause.$": "$.rollback.cause"},
+            result_path="$.escalation",
+        )
+        notify_failed = notify("Notify: Report failed rollback", "$.rollback.notice")
+        p.rollback_report.next(read_report)
+        read_report.next(notify_failed)
+        notify_failed.next(failed)
+        _tolerate_notify_failure(notify_failed, failed)
+        for task in report_states:
+            task.add_catch(
+                sdk.Catch(
+                    error_equals=["States.ALL"],
+                    next_step=rollback_failed,
+                    result_path="$.rollbackReportError",
+                )
+            )
+        on_rollback_failure = p.rollback_report
+    else:
+        on_rollback_failure = rollback_failed
+    for task in rollback_states:
         task.add_catch(
             sdk.Catch(
-                error_equals=["States.ALL"], next_step=rollback_failed, result_path="$.rollbackError"
+                error_equals=["States.ALL"],
+                next_step=on_rollback_failure,
+                result_path="$.rollbackError",
             )
         )
-    for task in [*p.act_tasks, p.verify.check]:
+    for task in [*act_states, *verify_states]:
         task.add_catch(sdk.Catch(error_equals=["States.ALL"], next_step=p.rollback, result_path="$.error"))
     p.verify.gave_up.next(p.rollback)
 
@@ -430,7 +616,7 @@ def build(p: Phases) -> dict[str, Any]:
     _tolerate_notify_failure(notify_dry, dry_run_done)
     was_dry = sdk.Choice("Act: Dry run?")
     was_dry.add_choice(ChoiceRule.BooleanEquals("$.plan.dryRun", True), notify_dry)
-    p.act_tail.next(was_dry)
+    _continue(p.act_tail, was_dry)
     was_dry.default_choice(p.verify.start)
 
     # Verified.
@@ -443,33 +629,57 @@ def build(p: Phases) -> dict[str, Any]:
         },
     )
     notify_done = notify("Notify: Report mitigation", "$.verify.notice")
-    p.verify.done.next(notify_done)
+    if p.verified is not None:
+        p.verify.done.next(p.verified)
+        _continue(p.verified_tail if p.verified_tail is not None else p.verified, notify_done)
+        for task in verified_states:
+            task.add_catch(
+                sdk.Catch(
+                    error_equals=["States.ALL"], next_step=notify_done, result_path="$.verifiedError"
+                )
+            )
+    else:
+        p.verify.done.next(notify_done)
     notify_done.next(mitigated)
     _tolerate_notify_failure(notify_done, mitigated)
 
-    graph = sdk.Graph(p.detect, comment=p.comment, timeout_seconds=p.timeout_seconds)
+    graph = sdk.Graph(receive, comment=p.comment, timeout_seconds=p.timeout_seconds)
     return graph.to_dict()
 
 
-APPROVAL_REJECTED = "Runbook.Rejected"
+LAMBDA_INVOKE_WAIT = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+REQUEST_APPROVAL_FUNCTION = "RequestApprovalFunction"
+APPROVAL_URL = "${ApprovalFunctionUrl}"
 
 
 def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
-    """Ask a person before acting; a rejection or no answer escalates and nothing changes."""
+    """Ask a person before acting; a rejection or no answer escalates and nothing changes.
+
+    ``RequestApprovalFunction`` signs an approve and a reject link for the task token and
+    publishes them (no raw token in the message); a POST from a link's confirmation page on
+    ``${ApprovalFunctionUrl}`` answers the token. The links expire with the wait.
+    """
     needed = sdk.Choice("Act: Approval required?")
     ask = sdk.Task(
         "Act: Wait for approval",
-        resource=SNS_PUBLISH + ".waitForTaskToken",
+        resource=LAMBDA_INVOKE_WAIT,
         parameters={
-            "TopicArn": ALERT_TOPIC,
-            "Subject.$": "$.plan.notices.approval.subject",
-            "Message.$": "States.Format('{} To approve, answer SendTaskSuccess; to reject, "
-            "SendTaskFailure with error " + APPROVAL_REJECTED + ". Task token: {}', "
-            "$.plan.notices.approval.message.default, $$.Task.Token)",
+            "FunctionName": "${" + REQUEST_APPROVAL_FUNCTION + "Arn}",
+            "Payload": {
+                "taskToken.$": "$$.Task.Token",
+                "notice.$": "$.plan.notices.approval",
+                "timeoutSeconds.$": "$.plan.approvalTimeoutSeconds",
+                "execution.$": "$$.Execution.Id",
+                "enteredTime.$": "$$.State.EnteredTime",
+                "topicArn": ALERT_TOPIC,
+                "answerUrl": APPROVAL_URL,
+            },
         },
         timeout_seconds_path="$.plan.approvalTimeoutSeconds",
         result_path="$.approval",
     )
+    for retry in standard_retries():
+        ask.add_retry(retry)
     refused = explain_and_escalate(
         "Act: Not approved",
         "States.Format('Not approved: {}. Nothing was changed.', "
@@ -486,8 +696,9 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
     return needed
 
 
-def _rollback_failed(scenario: str) -> sdk.Pass:
-    """The chain a failing rollback step goes to: explain, notify, end ``Runbook.Escalated``."""
+def _rollback_failed(scenario: str, failed: sdk.Fail) -> sdk.Pass:
+    """The chain a rollback failure goes to when nothing could report the account's state:
+    explain from the error, notify, end at ``failed`` (``Runbook.Escalated``)."""
     return explain_and_escalate(
         "Rollback: Explain failure",
         "States.Format('Rollback failed ({}): {}. The account may be partly "
@@ -495,5 +706,5 @@ def _rollback_failed(scenario: str) -> sdk.Pass:
         "$.rollbackError.Error, $.rollbackError.Cause)",
         "Notify: Rollback failed",
         f"opsflow {scenario}: ROLLBACK FAILED, act now",
-        sdk.Fail("Rollback failed", error="Runbook.Escalated", cause_path="$.escalation.cause"),
+        failed,
     )

@@ -92,6 +92,24 @@ def _open_requests(sq: Any, code: str) -> list[dict[str, Any]]:
     return found
 
 
+def _now() -> datetime:
+    """The run's own time (a seam for tests)."""
+    return datetime.now(UTC)
+
+
+def metric_stamp(as_of: date, now: datetime) -> datetime:
+    """When to stamp the usage counted for ``as_of``: 00:00 UTC of that day, or ``now`` if
+    that is earlier (an ``asOf`` override in the future).
+
+    CloudWatch refuses datapoints more than about 2 h after its own clock, so the stamp is never
+    after the run's time: not on AWS, whether the schedule (06:00) or a Health event (any hour)
+    started the run, nor on a local engine whose clock is hours behind the event. Every run of
+    one day stamps the same instant, and the history reads the daily Maximum, so reruns add no
+    points and the forecast sees one point a day.
+    """
+    return min(datetime.combine(as_of, time.min, UTC), now)
+
+
 @logger.inject_lambda_context
 def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"census", "settings"}`` → record today's usage as metrics, read the history back,
@@ -103,7 +121,7 @@ def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         return {**counted, "assessments": []}
     as_of = date.fromisoformat(config["asOf"])
     cloudwatch = aws.client("cloudwatch", region)
-    stamp = datetime.combine(as_of, time(12), UTC)
+    stamp = metric_stamp(as_of, _now())
     data = []
     for code in config["quotaCodes"]:
         name, dimensions = q.metric(code)

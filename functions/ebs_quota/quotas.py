@@ -41,6 +41,13 @@ answers PENDING at once, so the first check normally settles it."""
 OVERRIDABLE = {"dryRun", "regions", "horizonDays", "thresholdPercent", "headroomPercent",
                "ignoreDuplicate", "asOf"}
 HEALTH_CODE = "AWS_SERVICEQUOTAS_THRESHOLD_BREACH"
+SCHEDULE_SOURCE, SCHEDULE_EVENT = "aws.events", "Scheduled Event"
+"""What EventBridge sends for the template's ``DailyForecast`` schedule."""
+HEALTH_SOURCE, HEALTH_EVENT, HEALTH_SERVICE = "aws.health", "AWS Health Event", "SERVICEQUOTAS"
+"""The breach event's identity, exactly as ``QuotaBreachRule`` in template.yaml matches it (a
+test checks them against the rule's pattern)."""
+MANUAL_SOURCE = "opsflow.manual"
+"""The source of a manual run (``events/ebs-quota-forecast/manual-rerun.json``)."""
 _ENTITY = re.compile(r"Service:\s*(?P<service>[^|]+?)\s*\|\s*Quota Name:\s*(?P<name>[^|]+?)\s*"
                      r"\|\s*Utilization:\s*(?P<pct>[0-9.]+)%")
 
@@ -59,7 +66,7 @@ def _as_of(event: dict[str, Any], override: Any) -> date:
 def _thread(event: dict[str, Any]) -> str:
     """A Health event's own identity (a later breach the same day is a new delivery)."""
     detail = event.get("detail")
-    if event.get("source") == "aws.health" and isinstance(detail, dict):
+    if event.get("source") == HEALTH_SOURCE and isinstance(detail, dict):
         return str(detail.get("communicationId") or detail.get("eventArn") or "")
     return ""
 
@@ -70,12 +77,16 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
         raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
     source, kind = event.get("source"), event.get("detail-type")
     reported: list[dict[str, Any]] = []
-    if source == "aws.events" and kind == "Scheduled Event":
+    if source == SCHEDULE_SOURCE and kind == SCHEDULE_EVENT:
         trigger = "schedule"
-    elif source == "aws.health" and kind == "AWS Health Event":
+    elif source == HEALTH_SOURCE and kind == HEALTH_EVENT:
         detail = event.get("detail")
         if not isinstance(detail, dict):
             raise InvalidEvent("the Health event has no detail object")
+        if detail.get("service") != HEALTH_SERVICE:
+            raise InvalidEvent(
+                f"detail.service is {detail.get('service')!r}, expected {HEALTH_SERVICE!r}"
+            )
         if detail.get("eventTypeCode") != HEALTH_CODE:
             raise InvalidEvent(
                 f"detail.eventTypeCode is {detail.get('eventTypeCode')!r}, expected {HEALTH_CODE}"
@@ -92,12 +103,13 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
         if not reported:
             raise InvalidEvent("the threshold-breach event names no EBS quota")
         trigger = "health"
-    elif source == "opsflow.manual":
+    elif source == MANUAL_SOURCE:
         trigger = "manual"
     else:
         raise InvalidEvent(
             f"not a trigger of this runbook: source {source!r}, detail-type {kind!r} (expected "
-            "a Scheduled Event, an AWS Health threshold breach, or source opsflow.manual)"
+            f"{SCHEDULE_SOURCE!r} {SCHEDULE_EVENT!r}, {HEALTH_SOURCE!r} {HEALTH_EVENT!r} "
+            f"({HEALTH_CODE}), or source {MANUAL_SOURCE!r})"
         )
     merged = {**raw, **s.overrides(event, OVERRIDABLE)}
     regions = s.as_list(merged.get("regions"))
@@ -277,6 +289,18 @@ def decide(plan: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, Any
     plan["targetCount"] = len(targets)
     plan["alreadyRequested"] = waiting
     plan["actionable"] = bool(targets)
+    if uncounted and len(uncounted) == len(regions):
+        # Nothing counted is nothing known, not nothing to do: a person must fix access.
+        plan["actionable"] = True
+        plan["escalate"] = {
+            "cause": (
+                "No region could be counted, so no EBS quota could be judged and nothing was "
+                "requested: "
+                + "; ".join(f"{r['region']}: {failure(r)}" for r in uncounted)
+                + ". Fix the census's access (ec2:DescribeVolumes, ec2:DescribeSnapshots, "
+                "cloudwatch:PutMetricData) in each region and rerun."
+            )
+        }
     plan["summary"] = (
         f"{len(targets)} increase(s) to request, {len(waiting)} already requested"
         + (f", {len(uncounted)} region(s) not counted" if uncounted else "")
@@ -335,7 +359,12 @@ def decide(plan: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, Any
             f"EBS quota dry run: would request {len(targets)} increase(s)",
             f"DRY RUN: these requests would be made; none was.\n\n{body}",
         ),
-        "escalate": notice("opsflow: EBS quota forecast: escalated", "EBS quota: escalated", body),
+        "escalate": notice(
+            "opsflow: EBS quota forecast: ESCALATED, no region counted",
+            f"EBS quota forecast: no region of {len(regions)} could be counted; nothing "
+            "requested. Act by hand.",
+            f"ESCALATED: {plan.get('escalate', {}).get('cause', '')}\n\n{body}",
+        ),
     }
     return plan
 

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 from health_abuse import plan as planning
 from health_abuse import quarantine
 from runbook_kit import aws
+from runbook_kit.accounts import home_account
 from runbook_kit.errors import require
 from runbook_kit.notices import notice
 
@@ -25,7 +26,10 @@ def _ec2(region: str) -> Any:
 def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event": <EventBridge event>, "settings": {...}, "execution": arn}`` → first plan."""
     require(payload, "event", "settings")
-    result = planning.parse(payload["event"], payload["settings"], payload.get("execution", ""))
+    execution = payload.get("execution", "")
+    result = planning.parse(
+        payload["event"], payload["settings"], execution, home_account(execution, context)
+    )
     logger.info(
         "parsed", extra={"reported": result["reported"], "ignored": result.get("ignoredBecause")}
     )
@@ -79,16 +83,6 @@ def stop_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return quarantine.stop(_ec2, target, bool(payload.get("dryRun", True)))
 
 
-def _state_line(item: dict[str, Any]) -> str:
-    groups = ",".join(item.get("groups", [])) or "none"
-    flag = (
-        "quarantined"
-        if item.get("quarantined")
-        else ("isolated" if item.get("isolated") else "not isolated")
-    )
-    return f"{item['instanceId']} ({item['region']}): {item['state']}, {flag}, groups {groups}"
-
-
 @logger.inject_lambda_context
 def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
@@ -99,7 +93,7 @@ def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     done = sum(1 for item in states if item["quarantined"])
     summary = f"{done} of {len(states)} instance(s) stopped and isolated"
     code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
-    lines = "\n".join(f"  - {_state_line(item)}" for item in states)
+    lines = "\n".join(f"  - {planning.state_line(item)}" for item in states)
     return {
         "attempt": int(payload["attempt"]) + 1,
         "maxPolls": plan["settings"]["maxPolls"],
@@ -126,36 +120,11 @@ def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def summarise_rollback(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``{"plan", "error", "mode"}`` → the cause and notice, from the account's real state."""
+    """``{"plan", "error", "mode", "rollbackError"?}`` → the cause and notice, built from the
+    account's final state compared with each instance's before-state (never assumed)."""
     require(payload, "plan", "mode")
     plan = payload["plan"]
-    error = payload.get("error") or {}
     states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
-    failure = f"{error.get('Error', 'unknown error')}: {str(error.get('Cause', '')).strip()[:400]}"
-    finals = "; ".join(_state_line(item) for item in states)
-    code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
-    if plan.get("dryRun"):
-        cause = f"Dry run failed ({failure}). Nothing was changed. Final state: {finals}"
-        headline = "DRY RUN FAILED"
-    elif payload["mode"] == "hold":
-        cause = (
-            f"Quarantine failed ({failure}). Rollback mode is 'hold': instances were left as "
-            f"they are for a person to finish. Final state: {finals}"
-        )
-        headline = "FAILED, instances held"
-    else:
-        cause = (
-            f"Quarantine failed ({failure}). Every touched instance was returned to its "
-            f"recorded before-state. Final state: {finals}"
-        )
-        headline = "FAILED, rolled back"
-    return {
-        "cause": cause,
-        "instances": states,
-        "notice": notice(
-            f"opsflow: abuse report {code}: {headline}",
-            f"AWS abuse {code}: {headline}. Act by hand: "
-            + ", ".join(item["instanceId"] for item in states[:3]),
-            cause.replace("; ", "\n  - ").replace("Final state: ", "\n\nFinal state:\n  - "),
-        ),
-    }
+    return planning.rollback_summary(
+        plan, states, payload.get("error"), payload["mode"], payload.get("rollbackError")
+    )

@@ -7,7 +7,13 @@ Shapes handled (see ``events/health-abuse/``):
   ``region``; ``global`` (or no region) means "look in every configured region";
 * entity values that are neither (e.g. ``arn:ec2-1-101002929`` or an IP address): reported, never
   acted on; ARNs of another account: reported, never acted on;
-* entities whose ``status`` is ``RESOLVED``: reported as resolved, not acted on;
+* entity ``status``: only an entity AWS reports as affected (``IMPAIRED``, or no status at all,
+  as most abuse events send) is acted on; ``RESOLVED`` ones are reported as resolved, and every
+  other status (``UNIMPAIRED``, ``UNKNOWN``, ``PENDING``, or one AWS may add) is reported with its
+  status and not acted on;
+* the account: the runbook acts only in the account it runs in. An event for another account is
+  rejected; entity ARNs of another account are reported, never acted on, whether or not the
+  event names its account;
 * paged events (``page``/``totalPages`` as strings or numbers): each page is its own delivery;
 * old events without ``eventScopeCode``, ``statusCode`` or ``communicationId``;
 * events without ``affectedEntities``: the top-level ``resources`` list is used instead.
@@ -26,6 +32,12 @@ from runbook_kit.errors import InvalidEvent
 SOURCE = "aws.health"
 DETAIL_TYPE = "AWS Health Abuse Event"
 SERVICE = "ABUSE"
+"""The event's identity, exactly as ``HealthAbuseRule`` in template.yaml matches it (a test
+checks them against the rule's pattern)."""
+AFFECTED = frozenset({"IMPAIRED"})
+RESOLVED = "RESOLVED"
+ENTITY_STATUSES = ("IMPAIRED", "UNIMPAIRED", "UNKNOWN", "PENDING", "RESOLVED")
+"""AWS Health's ``EntityStatusCode`` values (API reference, ``AffectedEntity.statusCode``)."""
 DEDUPE_DAYS = 14
 
 _INSTANCE_ID = r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})"
@@ -54,6 +66,8 @@ class Report:
     instances: list[dict[str, Any]] = field(default_factory=list)
     unparseable: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
+    unaffected: list[dict[str, str]] = field(default_factory=list)
+    """Entities with a status other than affected or resolved: ``{"entity", "status"}``."""
     foreign: list[str] = field(default_factory=list)
 
     @property
@@ -62,14 +76,22 @@ class Report:
         return f"health-abuse#{self.account}#{thread}#page-{self.page}"
 
 
-def _text(value: Any, name: str, required: bool = True) -> str:
+def _text(value: Any, name: str, required: bool = True, strip: bool = True) -> str:
     if value is None or value == "":
         if required:
             raise InvalidEvent(f"the event has no {name}")
         return ""
     if not isinstance(value, str):
         raise InvalidEvent(f"{name} must be a string, got {type(value).__name__}")
-    return value.strip()
+    return value.strip() if strip else value
+
+
+def _identity(value: Any, name: str, expected: str) -> str:
+    """An identity field, compared exactly as EventBridge's rule does (no trimming, no case)."""
+    _text(value, name)
+    if value != expected:
+        raise InvalidEvent(f"{name} is {value!r}, expected {expected!r}")
+    return expected
 
 
 def _page(value: Any, name: str, default: int = 1) -> int:
@@ -92,32 +114,38 @@ def _region(value: Any) -> str | None:
     return value
 
 
-def read(event: Any) -> Report:
+def read(event: Any, home_account: str | None = None) -> Report:
     """Validate an EventBridge AWS Health abuse event and extract what it reports.
+
+    ``home_account`` is the account the runbook runs in (the handler always passes it): an event
+    for another account is rejected, and entity ARNs are compared with it. Without it (pure
+    use), they are compared with the account the event names; with neither, every ARN that
+    names an account is foreign (nothing is acted on by guess).
 
     Raises :class:`InvalidEvent` with a readable reason when the event is not one.
     """
     if not isinstance(event, dict):
         raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
-    source = _text(event.get("source"), "source")
-    if source != SOURCE:
-        raise InvalidEvent(f"source is {source!r}, expected {SOURCE!r}")
-    detail_type = _text(event.get("detail-type"), "detail-type")
-    if detail_type != DETAIL_TYPE:
-        raise InvalidEvent(f"detail-type is {detail_type!r}, expected {DETAIL_TYPE!r}")
+    _identity(event.get("source"), "source", SOURCE)
+    _identity(event.get("detail-type"), "detail-type", DETAIL_TYPE)
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise InvalidEvent("the event has no detail object")
-    service = _text(detail.get("service"), "detail.service")
-    if service != SERVICE:
-        raise InvalidEvent(f"detail.service is {service!r}, expected {SERVICE!r}")
-    type_code = _text(detail.get("eventTypeCode"), "detail.eventTypeCode")
+    _identity(detail.get("service"), "detail.service", SERVICE)
+    # Matched against the quarantine codes exactly, as the rule matches it.
+    type_code = _text(detail.get("eventTypeCode"), "detail.eventTypeCode", strip=False)
     event_arn = _text(detail.get("eventArn"), "detail.eventArn")
     account = _text(event.get("account"), "account", required=False) or _text(
         detail.get("affectedAccount"), "detail.affectedAccount", required=False
     )
     if account and not re.fullmatch(r"\d{12}", account):
         raise InvalidEvent(f"account {account!r} is not a 12-digit AWS account ID")
+    if home_account and account and account != home_account:
+        raise InvalidEvent(
+            f"the event is for account {account}, and this runbook runs in {home_account}: "
+            "it acts only on its own account's instances"
+        )
+    own = home_account or account
     page = _page(detail.get("page"), "detail.page")
     total_pages = _page(detail.get("totalPages"), "detail.totalPages", default=page)
     if page > total_pages:
@@ -138,7 +166,7 @@ def read(event: Any) -> Report:
     report = Report(
         event_arn=event_arn,
         type_code=type_code,
-        account=account,
+        account=account or own or "",
         status_code=_text(detail.get("statusCode"), "detail.statusCode", required=False) or "open",
         communication_id=_text(
             detail.get("communicationId"), "detail.communicationId", required=False
@@ -170,7 +198,7 @@ def read(event: Any) -> Report:
         arn = INSTANCE_ARN_RE.match(value)
         if arn:
             instance_id, instance_region = arn.group("id"), arn.group("region")
-            if account and arn.group("account") and arn.group("account") != account:
+            if arn.group("account") and arn.group("account") != own:
                 report.foreign.append(value)
                 continue
         elif INSTANCE_ID_RE.match(value):
@@ -178,8 +206,11 @@ def read(event: Any) -> Report:
         else:
             report.unparseable.append(value)
             continue
-        if status == "RESOLVED":
+        if status == RESOLVED:
             report.resolved.append(instance_id)
+            continue
+        if status is not None and status not in AFFECTED:
+            report.unaffected.append({"entity": instance_id, "status": str(status)})
             continue
         if instance_id in seen:
             continue
@@ -188,6 +219,12 @@ def read(event: Any) -> Report:
     report.unparseable = list(dict.fromkeys(report.unparseable))
     report.resolved = list(dict.fromkeys(report.resolved))
     report.foreign = list(dict.fromkeys(report.foreign))
+    acted = {item["instanceId"] for item in report.instances}
+    unaffected: dict[str, dict[str, str]] = {}
+    for item in report.unaffected:
+        if item["entity"] not in acted:
+            unaffected.setdefault(item["entity"], item)
+    report.unaffected = list(unaffected.values())
     return report
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from health_abuse import entities
 from runbook_kit import settings as s
-from runbook_kit.errors import InvalidEvent
+from runbook_kit.accounts import account_of
+from runbook_kit.errors import AccountUnknown, InvalidEvent
 from runbook_kit.notices import console_link, notice
 
 SCENARIO = "health-abuse"
@@ -56,9 +58,17 @@ def effective_settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, 
     }
 
 
-def parse(event: Any, raw_settings: dict[str, Any], execution: str) -> dict[str, Any]:
-    """Event → the first plan: what was reported and with which settings. Pure."""
-    report = entities.read(event)
+def parse(
+    event: Any, raw_settings: dict[str, Any], execution: str, account: str | None = None
+) -> dict[str, Any]:
+    """Event → the first plan: what was reported and with which settings. Pure.
+
+    ``account`` is the account the runbook runs in (else the one ``execution``'s ARN names):
+    only its instances are acted on."""
+    home = account or account_of(execution)
+    if not home:
+        raise AccountUnknown(f"cannot tell the runbook's account from execution {execution!r}")
+    report = entities.read(event, home)
     config = effective_settings(raw_settings, event)
     relevant = report.type_code in config["abuseCodes"] and report.status_code != "closed"
     plan: dict[str, Any] = {
@@ -82,6 +92,7 @@ def parse(event: Any, raw_settings: dict[str, Any], execution: str) -> dict[str,
         "reported": report.instances if relevant else [],
         "unparseable": report.unparseable,
         "resolved": report.resolved,
+        "unaffected": report.unaffected,
         "foreign": report.foreign,
         "dedupeKey": report.dedupe_key,
         "dedupeExpiresAt": entities.dedupe_expiry(event),
@@ -104,6 +115,14 @@ def _name(instance: dict[str, Any]) -> str:
     return ""
 
 
+def interfaces_of(instance: dict[str, Any]) -> dict[str, list[str]]:
+    """Each network interface's security groups (sorted IDs), by interface ID."""
+    return {
+        eni["NetworkInterfaceId"]: sorted(g["GroupId"] for g in eni.get("Groups", []))
+        for eni in instance.get("NetworkInterfaces", []) or []
+    }
+
+
 def tags_of(instance: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", []) or []}
 
@@ -117,6 +136,7 @@ def classify(
     config = plan["settings"]
     targets: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    before: dict[str, dict[str, Any]] = {}
     for reported in plan["reported"]:
         instance_id = reported["instanceId"]
         instance = found.get(instance_id)
@@ -151,9 +171,13 @@ def classify(
                 "name": _name(instance),
             }
         )
+        # The before-state a rollback is judged against: power state and the security groups
+        # of each network interface, as detected.
+        before[instance_id] = {"state": state, "interfaces": interfaces_of(instance)}
 
     plan = dict(plan)
     plan["targets"] = targets
+    plan["before"] = before
     plan["skipped"] = skipped
     plan["targetCount"] = len(targets)
     plan["actionable"] = bool(targets)
@@ -191,6 +215,8 @@ def summary(plan: dict[str, Any]) -> str:
         )
     if plan["resolved"]:
         parts.append(f"{len(plan['resolved'])} resolved")
+    if plan.get("unaffected"):
+        parts.append(f"{len(plan['unaffected'])} not reported as affected")
     if plan.get("ignoredBecause"):
         parts.append(f"ignored: {plan['ignoredBecause']}")
     return ", ".join(parts)
@@ -222,6 +248,9 @@ def _full(plan: dict[str, Any], headline: str, what_next: str) -> str:
         lines += [f"  - {value}" for value in other]
     if plan["resolved"]:
         lines += ["", "Reported as resolved (not acted on): " + ", ".join(plan["resolved"])]
+    if plan.get("unaffected"):
+        lines += ["", "Not reported as affected (not acted on):"]
+        lines += [f"  - {item['entity']}: status {item['status']}" for item in plan["unaffected"]]
     lines += ["", f"Action per instance: {actions}.", "", what_next]
     link = console_link(ev.get("region") or config["regions"][0], plan.get("execution"))
     if link:
@@ -279,5 +308,160 @@ def notices(plan: dict[str, Any]) -> dict[str, Any]:
                 "DRY RUN: every quarantine call was checked with EC2 DryRun; nothing was changed.",
                 "Rerun with dryRun false (or deploy with DryRun=false) to act.",
             ),
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------ rollback report
+SETTLED = {"pending": "running", "stopping": "stopped"}
+"""A before-state caught mid-transition is judged by the state it was going to."""
+CAUSE_LIMIT = 30000
+"""Step Functions keeps at most 32,768 characters of an execution's cause."""
+
+
+def failure_text(error: dict[str, Any] | None) -> str:
+    """An error the state machine caught (``Error``, ``Cause``, and for one item of a Map its
+    ``instanceId``/``region``), in words: a Lambda error's cause is its message."""
+    error = error or {}
+    cause: Any = error.get("Cause", "")
+    try:
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (TypeError, ValueError, AttributeError):
+        pass
+    where = f" on {error['instanceId']} ({error.get('region')})" if error.get("instanceId") else ""
+    text = f"{error.get('Error', 'unknown error')}{where}"
+    cause = " ".join(str(cause).split())
+    return (f"{text}: {cause}" if cause else text)[:400]
+
+
+def state_line(item: dict[str, Any]) -> str:
+    """One instance as the account has it: power state, isolation, security groups."""
+    groups = ",".join(item.get("groups", [])) or "none"
+    flag = (
+        "quarantined"
+        if item.get("quarantined")
+        else ("isolated" if item.get("isolated") else "not isolated")
+    )
+    return f"{item['instanceId']} ({item['region']}): {item['state']}, {flag}, groups {groups}"
+
+
+def _before_line(before: dict[str, Any]) -> str:
+    state = SETTLED.get(before.get("state", ""), before.get("state", "unknown"))
+    groups = sorted({g for gs in (before.get("interfaces") or {}).values() for g in gs})
+    return f"{state}, groups {','.join(groups) or 'none'}"
+
+
+def returned(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether an instance is as it was detected (``before``: its ``state`` and the groups of
+    each of its ``interfaces``): the same power state (a state caught mid-transition counts as
+    the one it was going to) and the same groups on each interface."""
+    before_state = SETTLED.get(before.get("state", ""), before.get("state"))
+    if now["state"] != before_state:
+        return False
+    if "interfaces" not in before:  # a plan from before interfaces were recorded
+        return not now.get("isolated")
+    return bool(now.get("interfaces", {}) == before["interfaces"])
+
+
+def rollback_summary(
+    plan: dict[str, Any],
+    states: list[dict[str, Any]],
+    error: dict[str, Any] | None,
+    mode: str,
+    rollback_error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cause and notice after a failure, built from the account's final ``states`` (see
+    ``quarantine.inspect``) compared with each target's before-state in the plan
+    (``plan["before"]``, recorded when the instances were inspected). Pure.
+
+    ``mode``: ``restore`` (the rollback ran), ``hold`` (instances left as they are on purpose),
+    ``failed`` (the rollback itself failed: ``rollback_error`` says how). ``complete`` is true
+    only when every instance is back to its before-state."""
+    by_id: dict[str, dict[str, Any]] = {
+        t["instanceId"]: {"state": t.get("state")} for t in plan.get("targets", [])
+    }
+    by_id.update(plan.get("before") or {})
+    back = [item for item in states if returned(by_id.get(item["instanceId"], {}), item)]
+    left = [item for item in states if item not in back]
+    failure = failure_text(error)
+    finals = "; ".join(state_line(item) for item in states) or "no instance was targeted"
+    left_text = "; ".join(
+        f"{state_line(item)} (before: {_before_line(by_id.get(item['instanceId'], {}))})"
+        for item in left
+    )
+    back_text = ", ".join(item["instanceId"] for item in back) or "none"
+    code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
+    if plan.get("dryRun"):
+        what = (
+            "Nothing was changed."
+            if not left
+            else f"Yet {len(left)} instance(s) differ from their detected state: {left_text}."
+        )
+        cause = f"Dry run failed ({failure}). {what} Final state: {finals}"
+        headline = "DRY RUN FAILED"
+    elif mode == "hold":
+        cause = (
+            f"Quarantine failed ({failure}). Rollback mode is 'hold': instances were left as "
+            f"they are for a person to finish. Changed from before: {left_text or 'none'}. "
+            f"Final state: {finals}"
+        )
+        headline = "FAILED, instances held"
+    elif mode == "failed":
+        cause = (
+            f"Rollback failed ({failure_text(rollback_error)}) after the quarantine failed "
+            f"({failure}). Left changed, act on each by hand: {left_text or 'none'}. "
+            f"Returned to before-state: {back_text}. Final state: {finals}"
+        )
+        headline = "ROLLBACK FAILED, act now"
+    elif left:
+        cause = (
+            f"Quarantine failed ({failure}). Rollback incomplete: {len(left)} instance(s) left "
+            f"changed, act on each by hand: {left_text}. Returned to before-state: "
+            f"{back_text}. Final state: {finals}"
+        )
+        headline = "ROLLBACK INCOMPLETE, act now"
+    else:
+        cause = (
+            f"Quarantine failed ({failure}). Every touched instance was returned to its "
+            f"recorded before-state. Final state: {finals}"
+        )
+        headline = "FAILED, rolled back"
+    if len(cause) > CAUSE_LIMIT:
+        cause = cause[: CAUSE_LIMIT - 40] + " ... (cut; the notice has it all)"
+    full = "\n".join(
+        [
+            f"{headline}: abuse report {plan['event']['typeCode']}.",
+            "",
+            f"What failed: {failure}",
+            *([f"Rollback failure: {failure_text(rollback_error)}"] if mode == "failed" else []),
+            "",
+            "Left changed (compared with the state detected before acting):",
+            *(
+                [
+                    f"  - {state_line(item)} (before: "
+                    f"{_before_line(by_id.get(item['instanceId'], {}))})"
+                    for item in left
+                ]
+                or ["  (none)"]
+            ),
+            "",
+            "As before:",
+            *([f"  - {state_line(item)}" for item in back] or ["  (none)"]),
+        ]
+    )
+    return {
+        "cause": cause,
+        "complete": not left,
+        "instances": states,
+        "leftChanged": [item["instanceId"] for item in left],
+        "notice": notice(
+            f"opsflow: abuse report {code}: {headline}",
+            f"AWS abuse {code}: {headline}. "
+            + (
+                "Left changed: " + ", ".join(item["instanceId"] for item in left[:3])
+                if left
+                else "Check: " + ", ".join(item["instanceId"] for item in states[:3])
+            ),
+            full,
         ),
     }

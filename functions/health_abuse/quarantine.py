@@ -18,11 +18,13 @@ from health_abuse.plan import (
     ISOLATION_ROLE,
     ISOLATION_ROLE_TAG,
     QUARANTINED_BY,
+    interfaces_of,
     tags_of,
 )
 from runbook_kit.errors import ResourceNotFound, RunbookError, call, error_code, translate
 
 Ec2For = Callable[[str], Any]
+UNCHECKED_WITHOUT_GROUP = "not checked: the isolation group does not exist yet"
 
 
 class InstanceBusy(RunbookError):
@@ -146,11 +148,17 @@ def isolate(
             Tags=[{"Key": QUARANTINED_BY, "Value": execution}],
         )
         for eni in interfaces:
-            checks[f"modifyNetworkInterface {eni['NetworkInterfaceId']}"] = _dry(
+            check = f"modifyNetworkInterface {eni['NetworkInterfaceId']}"
+            if group_id is None:
+                # The move can only be checked into the isolation group, which a dry run does
+                # not create: the first real run creates it, then moves the interface.
+                checks[check] = UNCHECKED_WITHOUT_GROUP
+                continue
+            checks[check] = _dry(
                 "ModifyNetworkInterfaceAttribute",
                 ec2.modify_network_interface_attribute,
                 NetworkInterfaceId=eni["NetworkInterfaceId"],
-                Groups=group_id and [group_id] or groups_of(eni),
+                Groups=[group_id],
             )
         return {"instanceId": instance_id, "region": region, "dryRun": True, "checks": checks}
 
@@ -269,6 +277,7 @@ def inspect(
                     "region": region,
                     "state": "missing",
                     "groups": [],
+                    "interfaces": {},
                     "isolated": False,
                     # Terminated by someone meanwhile: it attacks nobody any more.
                     "quarantined": True,
@@ -296,6 +305,7 @@ def inspect(
                 "region": region,
                 "state": state,
                 "groups": group_ids,
+                "interfaces": interfaces_of(instance),
                 "isolated": isolated,
                 "quarantined": gone or (isolated and state == "stopped"),
             }

@@ -10,14 +10,20 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from runbook_kit import aws
 from runbook_kit import settings as s
-from runbook_kit.errors import InvalidEvent, require
+from runbook_kit.accounts import account_of, home_account
+from runbook_kit.errors import AccountUnknown, InvalidEvent, require
 from runbook_kit.notices import notice
 
 from region_failover import traffic
 
 logger = Logger(service="opsflow-region-failover")
 SCENARIO = "region-failover"
+ALARM_SOURCE = "aws.cloudwatch"
 ALARM_EVENT = "CloudWatch Alarm State Change"
+"""The alarm event's identity, exactly as ``CanaryAlarmRule`` in template.yaml matches it (a
+test checks them against the rule's pattern)."""
+MANUAL_SOURCE = "opsflow.manual"
+"""The source of a manual run (e.g. ``events/region-failover/failback.json``)."""
 OVERRIDABLE = {"dryRun", "mode", "ignoreDuplicate", "ignoreCooldown", "requireApproval"}
 REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 
@@ -97,10 +103,35 @@ def _alarm(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
-    """Alarm event or manual run → the first plan: which region is impaired, where to go. Pure."""
+def _own(event: dict[str, Any], home: str) -> None:
+    """Refuse an event of another account: its alarm is not one of this runbook's."""
+    account = event.get("account")
+    if account not in (None, "") and account != home:
+        raise InvalidEvent(
+            f"the event is for account {account!r}, and this runbook runs in {home}: "
+            "it acts only on its own account's alarms"
+        )
+    resources = event.get("resources")
+    for arn in resources if isinstance(resources, list) else []:
+        owner = account_of(arn)
+        if owner and owner != home:
+            raise InvalidEvent(
+                f"the event names {arn}, of account {owner}; this runbook runs in {home}"
+            )
+
+
+def parse(
+    event: Any, raw: dict[str, Any], execution: str, account: str | None = None
+) -> dict[str, Any]:
+    """Alarm event or manual run → the first plan: which region is impaired, where to go. Pure.
+
+    ``account`` is the account the runbook runs in (else the one ``execution``'s ARN names)."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
+    home = account or account_of(execution)
+    if not home:
+        raise AccountUnknown(f"cannot tell the runbook's account from execution {execution!r}")
+    _own(event, home)
     config = _settings(raw, event)
     mode = str((event.get("opsflow") or {}).get("mode", "failover"))
     if mode not in ("failover", "failback"):
@@ -108,6 +139,10 @@ def parse(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
     time = event.get("time")
     if not isinstance(time, str):
         raise InvalidEvent("the event has no time")
+    try:
+        traffic.instant(time)
+    except ValueError:
+        raise InvalidEvent(f"time {time!r} is not an ISO-8601 timestamp") from None
     plan: dict[str, Any] = {
         "scenario": SCENARIO,
         "execution": execution,
@@ -121,7 +156,7 @@ def parse(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
         "approvalTimeoutSeconds": config["approvalTimeoutSeconds"],
         "settings": config,
     }
-    if event.get("source") == "aws.cloudwatch" and event.get("detail-type") == ALARM_EVENT:
+    if event.get("source") == ALARM_SOURCE and event.get("detail-type") == ALARM_EVENT:
         if not isinstance(event.get("detail"), dict):
             raise InvalidEvent("the alarm event has no detail object")
         alarm = _alarm(event["detail"])
@@ -140,14 +175,15 @@ def parse(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
                 "starts a failover"
             )
         elif mode == "failback":
-            raise InvalidEvent("failback is a manual run (source opsflow.manual), not an alarm")
+            raise InvalidEvent(f"failback is a manual run (source {MANUAL_SOURCE}), not an alarm")
         impaired = region or config["primaryRegion"]
-    elif event.get("source") == "opsflow.manual":
+    elif event.get("source") == MANUAL_SOURCE:
         impaired = config["standbyRegion"] if mode == "failback" else config["primaryRegion"]
     else:
         raise InvalidEvent(
             f"not a trigger of this runbook: source {event.get('source')!r}, detail-type "
-            f"{event.get('detail-type')!r} (expected a {ALARM_EVENT} or source opsflow.manual)"
+            f"{event.get('detail-type')!r} (expected source {ALARM_SOURCE!r} with detail-type "
+            f"{ALARM_EVENT!r}, or source {MANUAL_SOURCE!r})"
         )
     plan["from"] = impaired
     plan["to"] = next(r for r in config["regions"] if r != impaired)
@@ -209,7 +245,10 @@ def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[
 @logger.inject_lambda_context
 def parse_alarm(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     require(payload, "event", "settings")
-    return parse(payload["event"], payload["settings"], payload.get("execution", ""))
+    execution = payload.get("execution", "")
+    return parse(
+        payload["event"], payload["settings"], execution, home_account(execution, context)
+    )
 
 
 @logger.inject_lambda_context
@@ -227,7 +266,7 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     wanted = {plan["from"]: 0, plan["to"]: 100}
     plan["wanted"] = wanted
     checks: list[str] = []
-    now = datetime.fromisoformat(plan["time"].replace("Z", "+00:00"))
+    now = traffic.instant(plan["time"])
     state = traffic.load_state(aws.client("ssm", config["alarmRegion"]), config["stateParameter"])
     since = traffic.minutes_since(state.get("lastFailover"), now)
     reason = None
@@ -279,7 +318,14 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Record the before-state in Parameter Store, then move the traffic."""
+    """Record the before-state in Parameter Store, then move the traffic.
+
+    With ``"record": "verified"`` (after Verify converged): record that the move stayed in
+    place; for a failover that starts the cooldown. This function keeps the runbook's state, so
+    it is the one that writes it."""
+    require(payload, "plan")
+    if payload.get("record") == "verified":
+        return _record_verified(payload["plan"])
     plan = payload["plan"]
     config = plan["settings"]
     if plan["dryRun"]:
@@ -291,12 +337,20 @@ def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     state.update(before=plan["before"], execution=plan["execution"], mode=plan["mode"],
                  at=plan["time"])
     traffic.save_state(ssm, config["stateParameter"], state)
-    shifted = traffic.shift(aws.client, config, plan["wanted"])
+    # The cooldown starts only once the failover is verified (see _record_verified): one that
+    # is rolled back must not hold off the next.
+    return traffic.shift(aws.client, config, plan["wanted"])
+
+
+def _record_verified(plan: dict[str, Any]) -> dict[str, Any]:
+    config = plan["settings"]
+    ssm = aws.client("ssm", config["alarmRegion"])
+    state = traffic.load_state(ssm, config["stateParameter"])
+    state["verified"] = {"execution": plan["execution"], "mode": plan["mode"], "at": plan["time"]}
     if plan["mode"] == "failover":
-        # Only a failover that happened starts the cooldown.
         state["lastFailover"] = plan["time"]
-        traffic.save_state(ssm, config["stateParameter"], state)
-    return shifted
+    traffic.save_state(ssm, config["stateParameter"], state)
+    return {"recorded": plan["mode"], "lastFailover": state.get("lastFailover")}
 
 
 @logger.inject_lambda_context
@@ -338,31 +392,70 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     }
 
 
+def _split(weights: dict[str, int]) -> str:
+    return ", ".join(f"{r} {w}" for r, w in weights.items())
+
+
 @logger.inject_lambda_context
 def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Put the recorded weights/dials back and report the traffic as it now is."""
+    """Put the recorded weights/dials back and report the traffic as it now is, read from the
+    account; ``complete`` is whether it is back to the recorded split.
+
+    With ``"report": true`` (the restore itself failed, ``rollbackError`` says how): move
+    nothing, only report the traffic as it is."""
+    require(payload, "plan")
     plan = payload["plan"]
     config = plan["settings"]
     error = payload.get("error") or {}
+    before = plan.get("before")
     restored = False
-    if not plan["dryRun"] and plan.get("before"):
-        if traffic.read(aws.client, config) != plan["before"]:
-            traffic.shift(aws.client, config, plan["before"])
+    if not payload.get("report") and not plan["dryRun"] and before:
+        if traffic.read(aws.client, config) != before:
+            traffic.shift(aws.client, config, before)
             restored = True
     now = traffic.read(aws.client, config)
-    failure = f"{error.get('Error', 'unknown')}: {str(error.get('Cause', '')).strip()[:300]}"
-    cause = (
-        f"Region {plan['mode']} {plan['from']} -> {plan['to']} failed ({failure}). "
-        + ("The recorded traffic split was restored. " if restored else "Traffic was not moved. ")
-        + "Traffic now: " + ", ".join(f"{r} {w}" for r, w in now.items())
-    )
+    complete = not before or now == before
+    failure = _failure(error)
+    move = f"Region {plan['mode']} {plan['from']} -> {plan['to']}"
+    if payload.get("report"):
+        cause = (
+            f"Rollback failed ({_failure(payload.get('rollbackError') or {})}) after the {move} "
+            f"failed ({failure}). Traffic now: {_split(now)}"
+            + (f"; recorded before: {_split(before)}. " if before else ". ")
+            + ("It is back to the recorded split." if complete and before else
+               "Set the split by hand." if before else "No split was recorded.")
+        )
+        headline = "ROLLBACK FAILED, act now"
+    elif complete:
+        cause = (
+            f"{move} failed ({failure}). "
+            + ("The recorded traffic split was restored. " if restored else "Traffic was not moved. ")
+            + f"Traffic now: {_split(now)}"
+        )
+        headline = "FAILED, rolled back"
+    else:
+        cause = (
+            f"{move} failed ({failure}). The traffic is NOT back to the recorded split: now "
+            f"{_split(now)}, recorded before {_split(before)}. Set the split by hand."
+        )
+        headline = "ROLLBACK INCOMPLETE, act now"
     return {
         "cause": cause,
+        "complete": bool(complete) and not payload.get("report"),
         "traffic": now,
         "notice": notice(
-            f"opsflow: region {plan['mode']} FAILED, rolled back",
-            f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic restored: "
-            + ", ".join(f"{r} {w}" for r, w in now.items()),
+            f"opsflow: region {plan['mode']} {headline}",
+            f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic now: {_split(now)}",
             cause,
         ),
     }
+
+
+def _failure(error: dict[str, Any]) -> str:
+    """An error the state machine caught, in words: a Lambda error's cause is its message."""
+    cause: Any = error.get("Cause", "")
+    try:
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return f"{error.get('Error', 'unknown')}: {' '.join(str(cause).split())[:300]}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -154,11 +154,20 @@ def save_state(ssm: Any, name: str, state: dict[str, Any]) -> None:
     )
 
 
+def instant(stamp: str) -> datetime:
+    """An ISO-8601 timestamp as an aware datetime (one without an offset is UTC, as every AWS
+    event time is). Raises ``ValueError`` for anything else."""
+    if not isinstance(stamp, str):
+        raise ValueError(f"not a timestamp: {stamp!r}")
+    then = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    return then if then.tzinfo is not None else then.replace(tzinfo=UTC)
+
+
 def minutes_since(stamp: str | None, now: datetime) -> float | None:
     if not stamp:
         return None
     try:
-        then = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        then = instant(stamp)
     except ValueError:
         return None
     return (now - then).total_seconds() / 60

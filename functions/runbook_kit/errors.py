@@ -34,6 +34,10 @@ class InvalidEvent(RunbookError):
     """The input is not an event this runbook can act on; nothing was changed."""
 
 
+class AccountUnknown(RunbookError):
+    """The runbook cannot tell which account it runs in, so it cannot tell its own resources."""
+
+
 class Throttled(RunbookError):
     """An AWS API throttled the call; the state machine retries with backoff."""
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.client
+import botocore.endpoint
 import botocore.session
 from botocore.response import StreamingBody
 
@@ -129,6 +130,12 @@ class Boundary:
     notifications: list[Notification] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     hangs: set[tuple[str, str]] = field(default_factory=set)
+    authorizer: Any = None
+    """:class:`opsflow.engine.iam.enforce.Authorizer`, or None for no IAM enforcement."""
+    roles: dict[str, str] = field(default_factory=dict)
+    """Function name → the role ARN its handler runs as."""
+    engine_errors: list[str] = field(default_factory=list)
+    """Defects of the engine itself met during a run; the run reports them as an engine error."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fault_for(self, service: str, operation: str, region: str | None = None) -> Fault | None:
@@ -159,6 +166,7 @@ class bypass:
     def __exit__(self, *exc: Any) -> None:
         _local.bypass = False
 _original = botocore.client.BaseClient._make_api_call
+_original_get_response = botocore.endpoint.Endpoint._get_response
 _patch_lock = threading.Lock()
 
 
@@ -185,6 +193,8 @@ def _lambda_response(boundary: Boundary, params: dict[str, Any]) -> dict[str, An
         raw = raw.read()
     payload = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
     headers: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    caller = getattr(_local, "principal", None)
+    _local.principal = boundary.roles.get(short)
     try:
         result = boundary.lambdas[short](payload)
         body = json.dumps(result).encode()
@@ -197,6 +207,8 @@ def _lambda_response(boundary: Boundary, params: dict[str, Any]) -> dict[str, An
             }
         ).encode()
         headers["FunctionError"] = "Unhandled"
+    finally:
+        _local.principal = caller
     headers["Payload"] = StreamingBody(io.BytesIO(body), len(body))
     headers["ResponseMetadata"] = {"HTTPStatusCode": 200, "RequestId": "opsflow-local"}
     return headers
@@ -219,53 +231,108 @@ def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
         )
 
 
+def principal_of(client: Any) -> str | None:
+    """The IAM role a call runs as: the state machine's role for its tasks (set on the clients
+    moto's interpreter creates with the execution's credentials), else the function's role while
+    an in-process Lambda handler runs, else None (the engine or a test acting as the operator)."""
+    return getattr(client, PRINCIPAL_ATTRIBUTE, None) or getattr(_local, "principal", None)
+
+
+PRINCIPAL_ATTRIBUTE = "_opsflow_principal"
+
+
+def _raise(client: Any, operation_name: str, error: tuple[_Http, dict[str, Any]]) -> None:
+    http, parsed = error
+    error_class = client.exceptions.from_code(parsed["Error"]["Code"])
+    raise error_class(parsed, operation_name)
+
+
 def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+    """Above botocore's retries: records, hooks, IAM. The request then goes through botocore as
+    usual (retries included), and :func:`_get_response` answers each attempt."""
     boundary = _active
     if boundary is None:
         return _original(self, operation_name, api_params)
     service = self.meta.service_model.service_name
     region = self.meta.region_name
-    error: tuple[_Http, dict[str, Any]] | None = None
-    if not getattr(_local, "bypass", False):
+    bypassed = getattr(_local, "bypass", False)
+    if not bypassed:
         with boundary.lock:
             boundary.calls.append((service, operation_name, region))
-        for hook in boundary.before_call:
-            hook(service, operation_name, api_params)
-        fault = boundary.fault_for(service, operation_name, region)
-        if fault is not None and fault.code == HANG:
-            with boundary.lock:
-                boundary.hangs.add((service, operation_name))
-        elif fault is not None:
-            error = _error(
-                fault.code, f"Injected fault ({fault.spec})", _STATUS.get(fault.code, 400)
-            )
-        override = boundary.overrides.get((service, operation_name))
-        if error is None and override is not None:
-            answer = override(api_params, region)
-            if answer is not None:
-                return answer
-    if error is None and service == "lambda" and operation_name == "Invoke":
         try:
-            return _lambda_response(boundary, api_params)
+            for hook in boundary.before_call:
+                hook(service, operation_name, api_params)
         except AwsError as exc:
-            error = _error(exc.code, exc.message, exc.status)
-    if error is None and service in boundary.fakes:
-        try:
-            result = boundary.fakes[service].handle(operation_name, api_params, region)
-        except AwsError as exc:
-            error = _error(exc.code, exc.message, exc.status)
-    elif error is None:
+            _raise(self, operation_name, _error(exc.code, exc.message, exc.status))
+        principal = principal_of(self)
+        if principal is not None and boundary.authorizer is not None:
+            try:
+                denial = boundary.authorizer.authorize(
+                    principal, self, operation_name, api_params, region
+                )
+            except Exception as exc:  # an engine defect: never let it pass as the runbook's
+                with boundary.lock:
+                    boundary.engine_errors.append(
+                        f"IAM evaluation of {service}:{operation_name} failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                raise
+            if denial is not None:
+                _raise(self, operation_name, _error(denial.code, denial.message, denial.status))
+    stack = getattr(_local, "requests", None)
+    if stack is None:
+        stack = _local.requests = []
+    stack.append((service, operation_name, region, api_params, bypassed))
+    try:
         result = _original(self, operation_name, api_params)
-    if error is not None:
-        http, parsed = error
-        error_class = self.exceptions.from_code(parsed["Error"]["Code"])
-        raise error_class(parsed, operation_name)
-    if not getattr(_local, "bypass", False):
+    finally:
+        stack.pop()
+    if not bypassed:
         if service == "sns" and operation_name == "Publish":
             _record_publish(boundary, api_params)
         for after in boundary.after_call:
             after(service, operation_name, api_params, result)
     return result
+
+
+def _answer(boundary: Boundary, service: str, operation: str, region: str,
+            params: dict[str, Any], bypassed: bool) -> tuple[_Http, dict[str, Any]] | None:
+    """One attempt of a request, below botocore's retries: an injected fault, else the world's
+    own answer (an override such as Route 53's change propagation), an in-process Lambda, a
+    fake, or None for moto to answer."""
+    if not bypassed:
+        fault = boundary.fault_for(service, operation, region)
+        if fault is not None and fault.code == HANG:
+            with boundary.lock:
+                boundary.hangs.add((service, operation))
+        elif fault is not None:
+            return _error(fault.code, f"Injected fault ({fault.spec})", _STATUS.get(fault.code, 400))
+    try:
+        override = None if bypassed else boundary.overrides.get((service, operation))
+        answer = override(params, region) if override is not None else None
+        if answer is not None:
+            return _Http(200), answer
+        if service == "lambda" and operation == "Invoke":
+            return _Http(200), _lambda_response(boundary, params)
+        if service in boundary.fakes:
+            result = boundary.fakes[service].handle(operation, params, region)
+            result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200, "RequestId": "opsflow-local"})
+            return _Http(200), result
+    except AwsError as exc:
+        return _error(exc.code, exc.message, exc.status)
+    return None
+
+
+def _get_response(self: Any, request: Any, operation_model: Any, context: Any) -> Any:
+    boundary = _active
+    stack = getattr(_local, "requests", None)
+    if boundary is not None and stack:
+        service, operation, region, params, bypassed = stack[-1]
+        if operation == operation_model.name:
+            answered = _answer(boundary, service, operation, region, params, bypassed)
+            if answered is not None:
+                return answered, None
+    return _original_get_response(self, request, operation_model, context)
 
 
 def activate(boundary: Boundary) -> None:
@@ -274,6 +341,7 @@ def activate(boundary: Boundary) -> None:
     with _patch_lock:
         _active = boundary
         botocore.client.BaseClient._make_api_call = _make_api_call
+        botocore.endpoint.Endpoint._get_response = _get_response
 
 
 def deactivate() -> None:
@@ -281,3 +349,4 @@ def deactivate() -> None:
     with _patch_lock:
         _active = None
         botocore.client.BaseClient._make_api_call = _original
+        botocore.endpoint.Endpoint._get_response = _original_get_response

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +29,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 from moto.stepfunctions.parser.asl.eval.event import event_manager
 
+from opsflow.engine import limits
 from opsflow.engine.clock import VirtualClock
 
 # ASL aws-sdk service names whose boto3 name differs.
@@ -237,27 +238,82 @@ def _virtual_task_timeouts() -> None:
 
 
 def _cache_task_clients() -> None:
-    """Speed, not a defect: the interpreter creates a new boto3 client for every task it runs
-    (tens of milliseconds each). Clients are thread-safe, so keep one per service and region."""
+    """Speed and identity. The interpreter creates a new boto3 client for every task it runs
+    (tens of milliseconds each), always with the execution's credentials (the state machine's
+    role). Clients are thread-safe: keep one per service, region and role, and mark it with the
+    role, so every call a task makes runs as that role (see ``boundary.principal_of``)."""
     import sys
 
     from moto.stepfunctions.parser.asl.utils import boto_client
 
+    from opsflow.engine.boundary import PRINCIPAL_ATTRIBUTE
+
     original = boto_client.boto_client_for
-    clients: dict[tuple[str, str], Any] = {}
+    clients: dict[tuple[str, str, str | None], Any] = {}
     client_lock = threading.Lock()
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        if state_credentials is not None:
-            return original(region=region, service=service, state_credentials=state_credentials)
+        role = getattr(state_credentials, "role_arn", None)
+        key = (service, region, role)
         with client_lock:
-            if (service, region) not in clients:
-                clients[(service, region)] = original(region=region, service=service)
-            return clients[(service, region)]
+            if key not in clients:
+                client = original(region=region, service=service)
+                setattr(client, PRINCIPAL_ATTRIBUTE, role)
+                clients[key] = client
+            return clients[key]
 
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions") and getattr(module, "boto_client_for", None) is original:
             module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+LAMBDA_JAVA_EXCEPTIONS = "AWSLambdaException"
+"""The name Step Functions gives a Lambda service error the Lambda API does not model (its
+Java SDK's base exception), e.g. an AccessDeniedException from IAM."""
+
+
+def lambda_error_name(error: Any) -> tuple[str, str]:
+    """``Lambda.TooManyRequestsException`` for a throttled invoke, as Step Functions names
+    Lambda service errors: the Lambda API's own exception name when it models it, else
+    ``Lambda.AWSLambdaException``; the cause in the form Step Functions reports."""
+    import botocore.session
+
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+    model = botocore.session.get_session().get_service_model("lambda")
+    modelled = {shape for shape in model.shape_names if model.shape_for(shape).metadata.get("exception")}
+    name = code if code in modelled else LAMBDA_JAVA_EXCEPTIONS
+    message = error.response.get("Error", {}).get("Message", "")
+    cause = (f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code}; "
+             "Request ID: opsflow-local; Proxy: null)")
+    return f"Lambda.{name}", cause
+
+
+def _cure_lambda_error_names() -> None:
+    """moto names every Lambda service error of a Lambda task ``Exception``; Step Functions names
+    it after the Lambda exception (``Lambda.TooManyRequestsException``), so a Retry on it works."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda as m
+
+    cls = m.StateTaskLambda
+    original = cls._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if isinstance(ex, ClientError):
+            error, cause = lambda_error_name(ex)
+            return m.FailureEvent(
+                env=env,
+                error_name=m.CustomErrorName(error),
+                event_type=m.HistoryEventType.LambdaFunctionFailed,
+                event_details=m.EventDetails(
+                    lambdaFunctionFailedEventDetails=m.LambdaFunctionFailedEventDetails(
+                        error=error, cause=cause
+                    )
+                ),
+            )
+        return original(self, env, ex)
+
+    cls._from_error = _from_error
 
 
 def _cache_json_paths() -> None:
@@ -301,6 +357,182 @@ def _cache_parse_trees() -> None:
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
 
 
+def _cure_task_failure_cause() -> None:
+    """moto's ``SendTaskFailure`` handler reads ``error`` but never ``cause``, so a rejection's
+    reason never reaches the Catch. AWS passes both (``Error`` and ``Cause`` in the caught
+    output, ``error`` and ``cause`` in the TaskFailed event); the interpreter would too."""
+    import inspect
+
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        backend = self.stepfunction_backend
+        kwargs = {"error": self._get_param("error")}
+        # The static (non-executing) backend takes no cause; the interpreter's backend does.
+        if "cause" in inspect.signature(backend.send_task_failure).parameters:
+            kwargs["cause"] = self._get_param("cause")
+        backend.send_task_failure(self._get_param("taskToken"), **kwargs)
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
+ATOMIC_LOCKS: dict[str, threading.RLock] = {}
+"""One re-entrant lock per cured backend area (``ec2.security-groups``, ``ec2.tags``, …)."""
+
+
+def _make_atomic(area: str, cls: type, *names: str) -> None:
+    """Run the backend methods ``names`` of ``cls`` one at a time (per process), as AWS makes
+    each of these calls atomic. moto checks, builds, then inserts with no lock, so concurrent
+    calls (Map iterations, Parallel branches) can both pass the check. The locks are only held
+    inside one backend call, which waits on no other thread."""
+    lock = ATOMIC_LOCKS.setdefault(area, threading.RLock())
+
+    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(*args, **kwargs)
+
+        return atomic
+
+    for name in names:
+        setattr(cls, name, locked(getattr(cls, name)))
+
+
+def _cure_security_group_races() -> None:
+    """``CreateSecurityGroup``: moto looks the name up in the VPC, builds the group, then
+    inserts it, so two concurrent creates of one name can both succeed; on AWS the second
+    fails ``InvalidGroup.Duplicate``."""
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    _make_atomic("ec2.security-groups", SecurityGroupBackend, "create_security_group")
+
+
+def _cure_tag_races() -> None:
+    """EC2 tags: ``describe_tags`` (also behind every DescribeInstances, DescribeVolumes, tag
+    filter, …) iterates each resource's live tag dict, so a concurrent ``CreateTags`` on any
+    resource raises ``dictionary changed size during iteration``; the 50-tag limit is also
+    checked before inserting. AWS serves both consistently."""
+    from moto.ec2.models.tags import TagBackend
+
+    _make_atomic(
+        "ec2.tags", TagBackend, "create_tags", "delete_tags", "delete_tag_keys", "describe_tags"
+    )
+
+
+def _cure_dynamodb_write_races() -> None:
+    """DynamoDB writes: moto reads the current item, parses and evaluates the condition, then
+    stores, so two concurrent ``PutItem`` with ``attribute_not_exists`` (the dedupe record)
+    can both succeed; AWS evaluates the condition and writes atomically per item."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    _make_atomic(
+        "dynamodb.writes",
+        DynamoDBBackend,
+        "put_item",
+        "update_item",
+        "delete_item",
+        "batch_write_item",
+        "transact_write_items",
+    )
+
+
+def _cure_ssm_parameter_races() -> None:
+    """``PutParameter``: moto reads the versions, checks ``Overwrite``, then appends, so two
+    concurrent creates can both succeed and concurrent overwrites can share a version number;
+    AWS gives the second create ``ParameterAlreadyExists`` and every write its own version."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    _make_atomic(
+        "ssm.parameters",
+        SimpleSystemManagerBackend,
+        "put_parameter",
+        "delete_parameter",
+        "delete_parameters",
+        "label_parameter_version",
+    )
+
+
+def _cure_metric_statistics_periods() -> None:
+    """``GetMetricStatistics``: moto starts its periods at the first datapoint found, AWS at
+    ``StartTime`` (rounded down to the minute). With daily periods from midnight, a point
+    stamped 00:00 today joined yesterday's bin when the history started at noon, and today's
+    value was lost. Re-bin moto's datapoints on the ``StartTime`` grid."""
+    from moto.cloudwatch.models import CloudWatchBackend, Statistics
+
+    original = CloudWatchBackend.get_metric_statistics
+
+    @functools.wraps(original)
+    def get_metric_statistics(
+        self: Any,
+        namespace: str,
+        metric_name: str,
+        start_time: datetime,
+        end_time: datetime,
+        period: int,
+        stats: list[str],
+        dimensions: list[dict[str, str]],
+        unit: str | None = None,
+    ) -> list[Any]:
+        start_time = start_time.replace(second=0, microsecond=0)
+        found = original(
+            self, namespace, metric_name, start_time, end_time, period, stats, dimensions, unit
+        )
+        step = timedelta(seconds=period)
+        bins: dict[datetime, Any] = {}
+        for statistics in found:
+            for datum in statistics.metric_data:
+                at = start_time + ((datum.timestamp - start_time) // step) * step
+                if at not in bins:
+                    bins[at] = Statistics(stats, at)
+                bins[at].metric_data.append(datum)
+                bins[at].unit = datum.unit
+        return [bins[at] for at in sorted(bins)]
+
+    CloudWatchBackend.get_metric_statistics = get_metric_statistics
+
+
+def _cure_closed_task_tokens() -> None:
+    """moto accepts SendTaskSuccess/Failure again for a task token already answered, says
+    InvalidToken for one whose execution has ended, and fails with a TypeError of its own for a
+    timed-out one; AWS refuses all three with TaskTimedOut ("the task token has either expired
+    or the task associated with the token has already been closed")."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser import models
+
+    class TaskTimedOut(AWSError):
+        TYPE = "TaskTimedOut"
+        STATUS = 400
+
+    def closed(backend: Any, token: Any) -> bool:
+        for execution in backend._get_executions():
+            worker = getattr(execution, "exec_worker", None)
+            endpoint = worker.env.callback_pool_manager.get(token) if worker is not None else None
+            if endpoint is None:
+                continue
+            return bool(
+                execution.status != "RUNNING"
+                or endpoint.get_outcome() is not None
+                or endpoint.consumer_error is not None
+            )
+        return False
+
+    def refusing_closed(method: Any) -> Any:
+        @functools.wraps(method)
+        def answer(self: Any, task_token: Any, *args: Any, **kwargs: Any) -> Any:
+            if closed(self, task_token):
+                raise TaskTimedOut("Task Timed Out: 'Provided task does not exist anymore'")
+            return method(self, task_token, *args, **kwargs)
+
+        return answer
+
+    for name in ("send_task_success", "send_task_failure", "send_task_heartbeat"):
+        method = getattr(models.StepFunctionsParserBackend, name)
+        setattr(models.StepFunctionsParserBackend, name, refusing_closed(method))
+
+
 def install() -> VirtualClock:
     """Apply every cure once per process and return the virtual clock."""
     global _installed
@@ -317,7 +549,16 @@ def install() -> VirtualClock:
             _cure_event_arrays()
             _virtual_task_timeouts()
             _cache_task_clients()
+            _cure_lambda_error_names()
+            _cure_closed_task_tokens()
             _cache_json_paths()
+            _cure_task_failure_cause()
+            _cure_security_group_races()
+            _cure_tag_races()
+            _cure_dynamodb_write_races()
+            _cure_ssm_parameter_races()
+            _cure_metric_statistics_periods()
             _virtual_time()
+            limits.install(CLOCK)  # AWS limits, on the virtual time above
             _installed = True
     return CLOCK

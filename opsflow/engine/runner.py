@@ -9,6 +9,8 @@ its DefinitionSubstitutions) and every EventBridge rule pattern.
 
 from __future__ import annotations
 
+import base64
+import html
 import importlib
 import json
 import os
@@ -19,12 +21,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
-from opsflow.engine import cures, dynamics, observe, worlds
+from opsflow.engine import cures, dynamics, limits, observe, stack, worlds
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
@@ -51,12 +55,45 @@ class EngineError(RuntimeError):
     """The local engine could not do what it was asked (a bug or a broken template)."""
 
 
+class NotDelivered(EngineError):
+    """EventBridge could not start the rule's target: the rule's role may not (on AWS the event
+    goes to the target's dead-letter queue, and no execution exists)."""
+
+
 @dataclass
 class Rule:
     name: str
     scenario: str
     pattern: dict[str, Any]
     state_machine_arn: str
+    role: str | None = None
+    """The role EventBridge starts the execution as."""
+
+
+def _transform(transformer: dict[str, Any] | None, event: dict[str, Any]) -> str:
+    """An EventBridge input transformer applied to ``event``: each ``<name>`` of the template
+    replaced by the value at its path (inside a quoted template, as a JSON string's content)."""
+    if not transformer:
+        return json.dumps(event)
+    values = {}
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        value: Any = event
+        for part in str(path).removeprefix("$.").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[name] = "null" if value is None else str(value)
+    text = str(transformer.get("InputTemplate", ""))
+    quoted = text.strip().startswith('"')
+    for name, value in values.items():
+        text = text.replace(f"<{name}>", json.dumps(value)[1:-1] if quoted else value)
+    return json.loads(text) if quoted else text
+
+
+def _event_name(logical: str, scenario: str) -> str:
+    """The SAM event's own name (``HealthAbuseRule``) from the rule's logical ID, which SAM builds
+    as the state machine's logical ID followed by the event's name."""
+    from workflows.catalog import SCENARIOS as known
+
+    return logical.removeprefix(known[scenario].state_machine)
 
 
 @dataclass
@@ -113,6 +150,46 @@ class Execution:
 
 
 @dataclass
+class WebPage:
+    """A Function URL's answer, as a browser sees it."""
+
+    status: int
+    headers: dict[str, str]
+    body: str
+
+    @property
+    def title(self) -> str:
+        found = re.search(r"<title>(.*?)</title>", self.body, re.S)
+        return html.unescape(found.group(1)) if found else ""
+
+    def form(self) -> tuple[str, dict[str, str]] | None:
+        """The page's first form: its action and the fields a browser would submit."""
+        reader = _FormReader()
+        reader.feed(self.body)
+        return None if reader.action is None else (reader.action, reader.fields)
+
+
+class _FormReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._done = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action = attributes.get("action") or ""
+        elif tag in ("input", "textarea") and self.action is not None and not self._done:
+            if attributes.get("name"):
+                self.fields[str(attributes["name"])] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._done = True
+
+
+@dataclass
 class Chaos:
     log: list[str]
     event: dict[str, Any] | None
@@ -151,10 +228,14 @@ class LocalEngine:
         scenarios: list[str] | None = None,
         stop_seconds: float = 40.0,
         approval: str | None = None,
+        enforce_iam: bool = True,
     ) -> None:
         if approval not in (None, "approve", "reject"):
             raise EngineError(f"approval must be approve, reject or None, got {approval!r}")
         self.approval = approval
+        self.enforce_iam = enforce_iam
+        """Refuse calls the caller's role does not allow, as AWS does (always on for runs; off
+        only to measure what enforcement costs)."""
         """How a local run answers a human-approval step: approve, reject, or (None) never,
         which times the step out on the virtual clock."""
         self.faults = list(faults or [])
@@ -167,6 +248,11 @@ class LocalEngine:
         self.world: dict[str, Any] = {}
         self._mock: Any = None
         self._env: dict[str, str | None] = {}
+        self.approver = {"name": "local operator", "reason": "rejected with opsflow --reject"}
+        """What the local approver types into the approval page's form."""
+        self.clicks: list[dict[str, Any]] = []
+        """Every request made to a Function URL of the stack (method, url, status, title)."""
+        self.function_urls: dict[str, str] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalEngine:
@@ -197,6 +283,7 @@ class LocalEngine:
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
         }
         self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
+        limits.register(self.boundary, self.clock)
         self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
         dynamics.Route53Dynamics(self.clock, self.boundary).activate()
         api.activate(self.boundary)
@@ -252,112 +339,163 @@ class LocalEngine:
                 raise EngineError(f"template.yaml has no parameter {key!r}")
             spec = self.template["Parameters"][key]
             values[key] = value.split(",") if spec.get("Type") == "CommaDelimitedList" else value
+        for key, value in values.items():  # CloudFormation refuses a value outside the bounds
+            problem = limits.parameter_error(key, self.template["Parameters"][key], value)
+            if problem is not None:
+                raise EngineError(problem)
         return values
 
     def _deploy(self) -> None:
-        resources = self.template["Resources"]
-        refs: dict[str, Any] = {}
-        atts: dict[tuple[str, str], Any] = {}
-        params = self.parameters()
-        resolver = cfn.Resolver(
-            params,
-            ref=lambda name: refs[name],
-            get_att=lambda logical, att: atts[(logical, att)],
-            pseudo={
-                "AWS::Region": REGION,
-                "AWS::AccountId": ACCOUNT,
-                "AWS::Partition": "aws",
-                "AWS::StackName": "opsflow",
-            },
-            conditions=self.template.get("Conditions", {}),
-        )
+        """Create the translated stack in the emulated account (see :mod:`opsflow.engine.stack`)
+        and register what the engine runs itself: functions in-process as their roles, state
+        machines as their roles, rules with their targets, and IAM for all of them."""
+        from opsflow.engine.iam.enforce import Authorizer
+
+        self.stack = stack.Stack(self.parameters(), ACCOUNT, REGION)
+        resolve = self.stack.resolver.resolve
+        kms = self.client("kms")
+        for logical, spec in self.stack.of_type("AWS::KMS::Key").items():
+            props = resolve(spec.get("Properties", {}))
+            key = kms.create_key(
+                Description=props.get("Description", ""), Policy=json.dumps(props["KeyPolicy"])
+            )["KeyMetadata"]
+            self.stack.created[logical] = {"Ref": key["KeyId"], "Arn": key["Arn"]}
+        self.principals = self.stack.principals()
+        self.authorizer = Authorizer(self.principals, ACCOUNT, self.clock)
+        self.boundary.authorizer = self.authorizer if self.enforce_iam else None
         sns = self.client("sns")
         self.tables: list[str] = []
         self.ssm_parameters: list[str] = []
         self.alarm_names: list[str] = []
-        for logical, spec in resources.items():
-            kind, props = spec["Type"], spec.get("Properties", {})
-            if kind == "AWS::SNS::Topic":
-                arn = sns.create_topic(Name=f"opsflow-{logical}")["TopicArn"]
-                refs[logical] = arn
-                atts[(logical, "TopicName")] = f"opsflow-{logical}"
-            elif kind == "AWS::DynamoDB::Table":
-                name = f"opsflow-{logical}"
-                self.client("dynamodb").create_table(
-                    TableName=name,
-                    KeySchema=props["KeySchema"],
-                    AttributeDefinitions=props["AttributeDefinitions"],
-                    BillingMode="PAY_PER_REQUEST",
-                )
-                refs[logical] = name
-                atts[(logical, "Arn")] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
-                self.tables.append(name)
-            elif kind == "AWS::SSM::Parameter":
-                name = resolver.resolve(props["Name"])
-                self.client("ssm").put_parameter(Name=name, Value=props["Value"], Type="String")
-                refs[logical] = name
-                self.ssm_parameters.append(name)
-            elif kind == "AWS::CloudWatch::Alarm":
-                resolved = resolver.resolve(props)
-                refs[logical] = resolved["AlarmName"]
-                self._put_alarm(resolved)
-            elif kind == "AWS::Serverless::Function":
-                name = function_name(logical)
-                handler = _import_handler(props["Handler"])
+        for logical, spec in self.stack.of_type("AWS::SNS::Topic").items():
+            props = resolve(spec.get("Properties", {}))
+            attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if "KmsMasterKeyId" in props else {}
+            sns.create_topic(Name=self.stack.physical_name(logical), Attributes=attributes)
+        for logical, spec in self.stack.of_type("AWS::DynamoDB::Table").items():
+            props = spec["Properties"]
+            name = self.stack.ref(logical)
+            self.client("dynamodb").create_table(
+                TableName=name,
+                KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            self.tables.append(name)
+        for spec in self.stack.of_type("AWS::SSM::Parameter").values():
+            props = resolve(spec["Properties"])
+            self.client("ssm").put_parameter(Name=props["Name"], Value=props["Value"], Type="String")
+            self.ssm_parameters.append(props["Name"])
+        for spec in self.stack.of_type("AWS::CloudWatch::Alarm").values():
+            self._put_alarm(resolve(spec["Properties"]))
+        for spec in self.stack.of_type("AWS::SNS::Subscription").values():
+            props = resolve(spec["Properties"])
+            sns.subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+        for logical, spec in self.stack.of_type("AWS::SecretsManager::Secret").items():
+            self._create_secret(logical, resolve(spec.get("Properties", {})))
+        self.functions = self.stack.functions()
+        for function in self.functions.values():
+            handler = _import_handler(function.handler)
 
-                def invoke(payload: Any, handler: Any = handler, name: str = name) -> Any:
-                    return handler(payload, _LambdaContext(name))
+            def invoke(payload: Any, handler: Any = handler, name: str = function.name) -> Any:
+                return handler(payload, _LambdaContext(name))
 
-                self.boundary.lambdas[name] = invoke
-                refs[logical] = name
-                atts[(logical, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-        for spec in resources.values():
-            props = spec.get("Properties", {})
-            if spec["Type"] == "AWS::SNS::Subscription":
-                condition = spec.get("Condition")
-                if condition and not resolver.condition(condition):
-                    continue
-                sns.subscribe(
-                    TopicArn=resolver.resolve(props["TopicArn"]),
-                    Protocol=props["Protocol"],
-                    Endpoint=resolver.resolve(props["Endpoint"]),
-                )
+            self.boundary.lambdas[function.name] = invoke
+            self.boundary.roles[function.name] = function.role
+        self._export_environment()
+        self.function_urls = {
+            self.stack.get_att(logical, "FunctionUrl"): str(
+                resolve(spec["Properties"]["TargetFunctionArn"])
+            ).split(":function:")[-1]
+            for logical, spec in self.stack.of_type("AWS::Lambda::Url").items()
+        }
+        """Function URL → the function it invokes (``AWS::Lambda::Url`` of the stack)."""
         sfn = self.client("stepfunctions")
         by_machine = {s.state_machine: s.id for s in SCENARIOS.values()}
-        for logical, spec in resources.items():
-            if spec["Type"] != "AWS::Serverless::StateMachine":
-                continue
-            props = spec["Properties"]
+        self.machines = self.stack.state_machines()
+        for logical, machine in self.machines.items():
             scenario = by_machine.get(logical)
             if scenario is None or scenario not in self.scenarios:
                 continue
-            text = (ROOT / props["DefinitionUri"]).read_text(encoding="utf-8")
-            substitutions = {
-                key: resolver.resolve(value)
-                for key, value in props.get("DefinitionSubstitutions", {}).items()
-            }
-            for key, value in substitutions.items():
-                text = text.replace("${" + key + "}", str(value))
             arn = sfn.create_state_machine(
-                name=f"opsflow-{scenario}",
-                definition=text,
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/opsflow-{logical}",
-                type=props.get("Type", "STANDARD"),
+                name=machine.name,
+                definition=self.stack.definition(machine),
+                roleArn=machine.role,
+                type="STANDARD",
             )["stateMachineArn"]
             self.state_machines[scenario] = arn
-            for rule_name, event in props.get("Events", {}).items():
-                if event["Type"] == "EventBridgeRule":
-                    pattern = resolver.resolve(event["Properties"]["Pattern"])
-                    self.rules.append(Rule(rule_name, scenario, pattern, arn))
-                elif event["Type"] in ("Schedule", "ScheduleV2"):
+        by_arn = {arn: scenario for scenario, arn in self.state_machines.items()}
+        self.alert_rules: list[tuple[stack.Rule, dict[str, Any]]] = []
+        for logical, rule in self.stack.rules().items():
+            for target in rule.targets:
+                if str(target["arn"]).startswith("arn:aws:sns:") and rule.pattern is not None:
+                    self.alert_rules.append((rule, target))
+                    continue
+                scenario = by_arn.get(target["arn"])
+                if scenario is None:
+                    continue
+                if rule.pattern is not None:
+                    pattern = rule.pattern
+                else:
                     # A scheduled rule fires a "Scheduled Event" naming the rule.
-                    rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/opsflow-{rule_name}"
                     pattern = {
                         "source": ["aws.events"],
                         "detail-type": ["Scheduled Event"],
-                        "resources": [rule_arn],
+                        "resources": [self.stack.get_att(logical, "Arn")],
                     }
-                    self.rules.append(Rule(rule_name, scenario, pattern, arn))
+                self.rules.append(Rule(_event_name(logical, scenario), scenario, pattern, target["arn"], target["role"]))
+
+    def _create_secret(self, logical: str, props: dict[str, Any]) -> None:
+        """A template secret in Secrets Manager at the ARN the stack gives it; a
+        ``GenerateSecretString`` value is drawn as ``GetRandomPassword`` draws it."""
+        from moto.secretsmanager.utils import SecretsManagerSecretIdentifier
+        from moto.utilities.id_generator import moto_id_manager
+
+        arn = self.stack.ref(logical)
+        name, _, suffix = arn.split(":secret:", 1)[1].rpartition("-")
+        secrets = self.client("secretsmanager")
+        value = props.get("SecretString")
+        if value is None:
+            generate = dict(props.get("GenerateSecretString") or {})
+            options = {
+                key: generate[key]
+                for key in ("ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation",
+                            "ExcludeUppercase", "ExcludeLowercase", "IncludeSpace",
+                            "RequireEachIncludedType")
+                if key in generate
+            }
+            options["PasswordLength"] = int(generate.get("PasswordLength", 32))
+            value = secrets.get_random_password(**options)["RandomPassword"]
+            if "SecretStringTemplate" in generate:
+                document = json.loads(generate["SecretStringTemplate"])
+                document[generate["GenerateStringKey"]] = value
+                value = json.dumps(document)
+        identifier = SecretsManagerSecretIdentifier(ACCOUNT, REGION, name)
+        moto_id_manager.set_custom_id(identifier, suffix)
+        try:
+            created = secrets.create_secret(Name=name, SecretString=value)["ARN"]
+        finally:
+            moto_id_manager.unset_custom_id(identifier)
+        if created != arn:
+            raise EngineError(f"secret {logical} was created as {created}, not {arn}")
+
+    def _export_environment(self) -> None:
+        """Each function's environment variables, set for the process (in-process handlers
+        share one environment): the engine's own settings (quiet Powertools logs) win, and two
+        functions may not give one variable different values."""
+        owners: dict[str, tuple[str, str]] = {}
+        for function in self.functions.values():
+            for key, value in function.environment.items():
+                if key in self._env:
+                    continue
+                logical, seen = owners.setdefault(key, (function.logical, value))
+                if seen != value:
+                    raise EngineError(
+                        f"functions {logical} and {function.logical} set {key} differently; "
+                        "in-process handlers share one environment"
+                    )
+        for key, (_, value) in owners.items():
+            self._env[key] = os.environ.get(key)
+            os.environ[key] = value
 
     def _put_alarm(self, props: dict[str, Any]) -> None:
         """A template alarm in moto (stored, never evaluated: see :mod:`opsflow.engine.alarms`),
@@ -426,12 +564,18 @@ class LocalEngine:
         event: dict[str, Any],
         on_event: Callable[[dict[str, Any]], None] | None = None,
         name: str | None = None,
+        rule: Rule | None = None,
+        watch: bool = True,
     ) -> Execution:
-        """Start the scenario's state machine with ``event`` and wait for its end."""
+        """Start the scenario's state machine with ``event`` and wait for its end; ``rule``: the
+        EventBridge rule that delivers it, which starts the execution as its own role;
+        ``watch``: diff the account before and after (the report's effects)."""
         if scenario not in self.state_machines:
             raise EngineError(f"scenario {scenario!r} is not deployed")
+        if rule is not None and rule.role:
+            self._start_as(rule)
         sfn = self.client("stepfunctions")
-        before = self.observe()
+        before = self.observe() if watch else {}
         first_notification = len(self.boundary.notifications)
         name = name or f"{scenario}-{uuid.uuid4().hex[:12]}"
         finished = threading.Event()
@@ -466,7 +610,11 @@ class LocalEngine:
             time.sleep(0.002)
             description = sfn.describe_execution(executionArn=arn)
         history = self._history(arn, 0)
-        after = self.observe()
+        self._announce_end(scenario, description, history)
+        if self.boundary.engine_errors:
+            problems, self.boundary.engine_errors[:] = list(self.boundary.engine_errors), []
+            raise EngineError(f"{name}: {problems[0]}")
+        after = self.observe() if watch else {}
         output = json.loads(description["output"]) if description.get("output") else None
         times = [item["timestamp"] for item in history]
         notifications = [
@@ -489,6 +637,59 @@ class LocalEngine:
             virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
             faults=[f.spec for f in self.faults],
         )
+
+    def invoke(self, function: str, payload: Any) -> tuple[bool, Any]:
+        """Invoke one function (template logical ID) as Lambda would: in-process, as its own
+        role. Returns (succeeded, result) where a failure's result is Lambda's error object."""
+        client = self.client("lambda")
+        answer = client.invoke(FunctionName=function_name(function), Payload=json.dumps(payload))
+        body = json.loads(answer["Payload"].read() or b"null")
+        return "FunctionError" not in answer, body
+
+    def _announce_end(
+        self, scenario: str, description: dict[str, Any], history: list[dict[str, Any]]
+    ) -> None:
+        """Step Functions sends every execution's status change to EventBridge: route it through
+        the stack's rules with SNS targets (the runbook-died alert) as EventBridge would."""
+        if description["status"] == "RUNNING" or not self.alert_rules:
+            return
+        stamp = (history[-1]["timestamp"] if history else self.clock.now()).isoformat()
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "time": stamp.replace("+00:00", "Z"),
+            "region": REGION,
+            "resources": [description["executionArn"]],
+            "detail": {
+                "executionArn": description["executionArn"],
+                "stateMachineArn": description["stateMachineArn"],
+                "name": description["name"],
+                "status": description["status"],
+                "input": description.get("input"),
+                "output": description.get("output"),
+                "error": description.get("error"),
+                "cause": description.get("cause"),
+            },
+        }
+        from moto.events.models import EventPattern
+
+        sns = self.client("sns")
+        for rule, target in self.alert_rules:
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+                sns.publish(TopicArn=target["arn"], Message=_transform(target.get("transformer"), event))
+
+    def _start_as(self, rule: Rule) -> None:
+        """EventBridge starts the target as the rule's role: a role that may not do so means
+        the event is never delivered (on AWS it goes to the rule's dead-letter queue)."""
+        sfn = self.client("stepfunctions")
+        denial = self.authorizer.authorize(
+            rule.role, sfn, "StartExecution", {"stateMachineArn": rule.state_machine_arn}, REGION
+        )
+        if denial is not None:
+            raise NotDelivered(f"rule {rule.name} cannot start its target: {denial.message}")
 
     def chaos_latency(
         self, region: str, delay_ms: int, minutes: int, jitter_ms: int = 20
@@ -556,27 +757,99 @@ class LocalEngine:
         return sorted((p["Timestamp"], float(p["Average"])) for p in found)
 
     def _answer_approval(self) -> None:
-        """Answer the approval request just published (its task token is in the message)."""
-        token = None
-        for note in reversed(self.boundary.notifications):
-            found = re.search(r"Task token: (\S+)", note.message)
-            if found:
-                token = found.group(1)
-                break
-        if token is None:
-            return
-        sfn = self.client("stepfunctions")
-        if self.approval == "approve":
-            sfn.send_task_success(taskToken=token, output=json.dumps({"approvedBy": "local"}))
-        elif self.approval == "reject":
-            sfn.send_task_failure(
-                taskToken=token, error="Runbook.Rejected", cause="Rejected by the local operator"
-            )
-        else:
+        """Answer the approval request just published as its approver would: open the approve
+        or reject link of the notice (GET), then submit the page's form (POST). Without an
+        answer, or when the answer is not taken, the wait times out on the virtual clock."""
+        taken = False
+        if self.approval is not None:
+            link = self.approval_links().get(self.approval)
+            if link is not None:
+                page = self.click(link)
+                form = page.form() if page.status == 200 else None
+                if form is not None:
+                    action, fields = form
+                    for name in ("name", "reason"):
+                        if name in fields and name in self.approver:
+                            fields[name] = self.approver[name]
+                    taken = self.click(urljoin(link, action), "POST", fields).status == 200
+        if not taken:
             # Nobody answers: the task's TimeoutSeconds elapses on the virtual clock.
             deadline = time.monotonic() + 5
             while not cures.expire_task_timeouts() and time.monotonic() < deadline:
                 time.sleep(0.01)
+
+    def approval_links(self) -> dict[str, str]:
+        """The approve/reject links of the latest notice that has any (links to a Function URL
+        of the stack, by their ``action``)."""
+        for note in reversed(self.boundary.notifications):
+            found = {}
+            for link in re.findall(r"https://\S+", note.message):
+                parts = urlsplit(link)
+                if f"{parts.scheme}://{parts.netloc}/" in self.function_urls:
+                    action = parse_qs(parts.query).get("action", [""])[0]
+                    found[action] = link
+            if found:
+                return found
+        return {}
+
+    def click(self, url: str, method: str = "GET", form: dict[str, str] | None = None) -> WebPage:
+        """What a browser gets from ``url``, a Function URL of the stack: Lambda invokes the
+        function with a payload format 2.0 event (a form as a base64 urlencoded body), as the
+        function's role; clicks are kept in ``self.clicks``."""
+        parts = urlsplit(url)
+        host = parts.netloc
+        name = self.function_urls.get(f"{parts.scheme}://{host}/")
+        if name is None:
+            raise EngineError(f"{url} is not a Function URL of the stack")
+        agent, source = "opsflow-local-browser", "127.0.0.1"
+        # Lambda code and moto's $$.State.EnteredTime (which the links' expiry is counted from)
+        # read the real clock, not the virtual one: so does the request's time.
+        now = time.time()
+        headers = {"host": host, "user-agent": agent, "accept": "text/html",
+                   "x-forwarded-for": source, "x-forwarded-proto": "https"}
+        event: dict[str, Any] = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": parts.path or "/",
+            "rawQueryString": parts.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": host.split(".")[0],
+                "domainName": host,
+                "domainPrefix": host.split(".")[0],
+                "http": {"method": method, "path": parts.path or "/", "protocol": "HTTP/1.1",
+                         "sourceIp": source, "userAgent": agent},
+                "requestId": str(uuid.uuid4()),
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "timeEpoch": int(now * 1000),
+            },
+            "isBase64Encoded": False,
+        }
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if query:
+            event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
+        if form is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            event["body"] = base64.b64encode(urlencode(form).encode()).decode()
+            event["isBase64Encoded"] = True
+        answer = self.client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
+        result = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            page = WebPage(502, {}, "Internal Server Error")
+        elif isinstance(result, dict) and "statusCode" in result:
+            body = result.get("body") or ""
+            if result.get("isBase64Encoded"):
+                body = base64.b64decode(body).decode()
+            page = WebPage(int(result["statusCode"]), dict(result.get("headers") or {}), body)
+        else:  # Lambda answers anything else as a 200 JSON body
+            page = WebPage(200, {"content-type": "application/json"}, json.dumps(result))
+        self.clicks.append({"method": method, "url": f"{parts.scheme}://{host}{parts.path}",
+                            "action": query.get("action", [(form or {}).get("action", "")])[0],
+                            "status": page.status, "title": page.title})
+        return page
 
     def _history(self, arn: str, skip: int) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")

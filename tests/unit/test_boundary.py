@@ -8,11 +8,15 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from opsflow.engine import boundary
 from opsflow.engine.boundary import Boundary, Fault, FaultSpecError, Notification, parse_fault
+
+NO_RETRIES = Config(retries={"total_max_attempts": 1})
+"""A client that reports every fault as it comes (no SDK retries)."""
 
 REGION = "us-east-1"
 IMAGE_ID = "ami-12c6146b"
@@ -105,7 +109,7 @@ def test_counted_fault_fails_exactly_n_times_then_succeeds(
     activate: Activate, instance_id: str
 ) -> None:
     active = activate(Boundary(faults=[Fault("ec2", "StopInstances", "RequestLimitExceeded", 2)]))
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION, config=NO_RETRIES)
     for _ in range(2):
         with pytest.raises(ClientError) as error:
             ec2.stop_instances(InstanceIds=[instance_id])
@@ -115,6 +119,35 @@ def test_counted_fault_fails_exactly_n_times_then_succeeds(
     assert [i["InstanceId"] for i in stopped] == [instance_id]
     ec2.stop_instances(InstanceIds=[instance_id])
     assert active.calls.count(("ec2", "StopInstances", REGION)) == 4
+
+
+@pytest.mark.parametrize("throttles", [1, 2])
+def test_faults_enter_below_the_sdks_retries(
+    activate: Activate, instance_id: str, throttles: int
+) -> None:
+    """A throttle is injected per HTTP attempt, so the SDK's standard retries (two, as the
+    functions configure them) absorb it exactly as they would on AWS: one call, N + 1 attempts."""
+    fault = Fault("ec2", "StopInstances", "RequestLimitExceeded", throttles)
+    active = activate(Boundary(faults=[fault]))
+    ec2 = boto3.client(
+        "ec2", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 2})
+    )
+    stopped = ec2.stop_instances(InstanceIds=[instance_id])
+    assert stopped["ResponseMetadata"]["RetryAttempts"] == throttles
+    assert fault.seen == throttles + 1
+    assert active.calls.count(("ec2", "StopInstances", REGION)) == 1
+
+
+def test_a_throttle_the_sdk_cannot_absorb_fails_the_call(activate: Activate, instance_id: str) -> None:
+    fault = Fault("ec2", "StopInstances", "RequestLimitExceeded", 3)
+    activate(Boundary(faults=[fault]))
+    ec2 = boto3.client(
+        "ec2", region_name=REGION, config=Config(retries={"mode": "standard", "max_attempts": 2})
+    )
+    with pytest.raises(ClientError) as error:
+        ec2.stop_instances(InstanceIds=[instance_id])
+    assert error_code(error.value) == "RequestLimitExceeded"
+    assert fault.seen == 3
 
 
 def test_permanent_fault_fails_every_time(activate: Activate, instance_id: str) -> None:
@@ -235,7 +268,7 @@ def test_lambda_fault_applies_before_the_handler(activate: Activate) -> None:
             lambdas={"opsflow-Echo": handler},
         )
     )
-    client = boto3.client("lambda", region_name=REGION)
+    client = boto3.client("lambda", region_name=REGION, config=NO_RETRIES)
     with pytest.raises(client.exceptions.TooManyRequestsException):
         client.invoke(FunctionName="opsflow-Echo", Payload=b"{}")
     assert calls == []
@@ -284,8 +317,22 @@ def test_plain_sns_publish_is_recorded_as_is(activate: Activate) -> None:
 
 def test_failed_publish_is_not_recorded(activate: Activate) -> None:
     active = activate(Boundary(faults=[Fault("sns", "Publish", "InternalError", 1)]))
-    sns = boto3.client("sns", region_name=REGION)
+    sns = boto3.client("sns", region_name=REGION, config=NO_RETRIES)
     topic = sns.create_topic(Name="opsflow-faulty")["TopicArn"]
     with pytest.raises(ClientError):
         sns.publish(TopicArn=topic, Message="lost")
     assert active.notifications == []
+
+
+def test_a_fault_comes_before_the_worlds_own_answer(activate: Activate) -> None:
+    """An override (Route 53's change propagation answers GetChange) never hides a fault."""
+    boundary = Boundary(faults=[Fault("route53", "GetChange", "AccessDenied", None)])
+    boundary.overrides[("route53", "GetChange")] = lambda params, region: {
+        "ChangeInfo": {"Id": "/change/C1", "Status": "INSYNC", "SubmittedAt": "2026-03-14T00:00:00Z"},
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
+    activate(boundary)
+    route53 = boto3.client("route53", region_name=REGION, config=NO_RETRIES)
+    with pytest.raises(ClientError) as error:
+        route53.get_change(Id="C1")
+    assert error_code(error.value) == "AccessDenied"

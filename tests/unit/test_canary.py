@@ -1,4 +1,5 @@
-"""The canary Lambda: measure each region, publish CanaryResponseTime, read it back."""
+"""The canary Lambda: measure each region, publish CanaryResponseTime, read it back; and how
+the region-failover runbook reads the alarm event that latency raises."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 from moto import mock_aws
+from region_failover import app as failover
 
 from functions.region_failover import canary
 
@@ -248,3 +250,83 @@ def test_handler_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     assert canary.handler({}, None) == {"us-east-1": 10.0}
     assert fetch.calls == [("https://example.com/", 5.0)]
+
+
+# ---------------------------------------------------------------- region-failover: reading events
+
+FAILOVER_SETTINGS = {
+    "primaryRegion": "us-east-1",
+    "standbyRegion": "us-east-2",
+    "alarms": "opsflow-canary-us-east-1=us-east-1,opsflow-canary-us-east-2=us-east-2",
+}
+FAILOVER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:opsflow-failover:run-1"
+
+
+def alarm(**top: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "source": "aws.cloudwatch",
+        "detail-type": "CloudWatch Alarm State Change",
+        "account": "123456789012",
+        "time": "2026-03-14T03:30:00Z",
+        "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:opsflow-canary-us-east-1"],
+        "detail": {
+            "alarmName": "opsflow-canary-us-east-1",
+            "state": {"value": "ALARM", "timestamp": "2026-03-14T03:30:00.000+0000"},
+            "previousState": {"value": "OK"},
+        },
+    }
+    event.update(top)
+    return event
+
+
+def test_alarm_identity_is_the_template_rule_pattern() -> None:
+    from opsflow import template as cfn
+
+    machine = cfn.resources_of_type(cfn.cached(), "AWS::Serverless::StateMachine")
+    pattern = machine["RegionFailoverStateMachine"]["Properties"]["Events"]["CanaryAlarmRule"][
+        "Properties"
+    ]["Pattern"]
+    assert pattern["source"] == [failover.ALARM_SOURCE]
+    assert pattern["detail-type"] == [failover.ALARM_EVENT]
+
+
+@pytest.mark.parametrize(
+    "time", ["yesterday", "", "2026-13-01T00:00:00Z", None, 1710387000, "14 Mar 2026 03:30"]
+)
+def test_alarm_time_must_be_iso(time: Any) -> None:
+    with pytest.raises(failover.InvalidEvent, match="time"):
+        failover.parse(alarm(time=time), FAILOVER_SETTINGS, FAILOVER_EXECUTION)
+
+
+@pytest.mark.parametrize("time", ["2026-03-14T03:30:00Z", "2026-03-14T03:30:00+00:00",
+                                  "2026-03-14T03:30:00", "2026-03-14T03:30:00.123Z"])
+def test_alarm_time_in_iso_forms_is_read(time: str) -> None:
+    plan = failover.parse(alarm(time=time), FAILOVER_SETTINGS, FAILOVER_EXECUTION)
+    assert plan["time"] == time
+    assert failover.traffic.instant(time).utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("top", "message"),
+    [
+        ({"account": "210987654321"}, "for account '210987654321'"),
+        ({"resources": ["arn:aws:cloudwatch:us-east-1:210987654321:alarm:x"]}, "of account"),
+        ({"source": "aws.cloudwatch "}, "not a trigger of this runbook"),
+        ({"detail-type": "CloudWatch Alarm State Change "}, "not a trigger of this runbook"),
+    ],
+)
+def test_alarm_of_another_account_or_identity_is_rejected(
+    top: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(failover.InvalidEvent, match=message):
+        failover.parse(alarm(**top), FAILOVER_SETTINGS, FAILOVER_EXECUTION)
+
+
+def test_alarm_parse_needs_the_runbook_account() -> None:
+    from runbook_kit.errors import AccountUnknown
+
+    with pytest.raises(AccountUnknown):
+        failover.parse(alarm(), FAILOVER_SETTINGS, "run-1")
+    assert failover.parse(alarm(), FAILOVER_SETTINGS, "run-1", "123456789012")["from"] == (
+        "us-east-1"
+    )

@@ -67,6 +67,36 @@ def test_run_invalid_json_event(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert f"{bad} is not valid JSON" in err
 
 
+@pytest.mark.parametrize("command", ["run", "trigger", "invoke"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, id="deeper-than-the-json-reader"),
+        pytest.param('{"a":' * 5_000 + "1" + "}" * 5_000, id="objects"),
+        pytest.param("[" * (cli.MAX_EVENT_DEPTH + 1) + "]" * (cli.MAX_EVENT_DEPTH + 1),
+                     id="one-level-too-deep"),
+    ],
+)
+def test_deeply_nested_event_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str, text: str
+) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text(text, encoding="utf-8")
+    argv = {
+        "run": ["run", SCENARIO, "--event", str(deep)],
+        "trigger": ["trigger", str(deep)],
+        "invoke": ["invoke", "ParseHealthEventFunction", "--event", str(deep)],
+    }[command]
+    err = usage_error(capsys, argv)
+    assert "nests arrays or objects" in err and str(deep) in err
+
+
+def test_event_nested_to_the_limit_is_read(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * cli.MAX_EVENT_DEPTH + "]" * cli.MAX_EVENT_DEPTH, encoding="utf-8")
+    assert cli._read_event(str(deep)) is not None
+
+
 def test_trigger_missing_event_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert "no such event file" in usage_error(capsys, ["trigger", str(tmp_path / "none.json")])
 

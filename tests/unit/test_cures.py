@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from opsflow.engine import cures
@@ -517,3 +520,271 @@ def test_json_paths_are_parsed_once() -> None:
 
     cures.install()
     assert json_path.parse("$.plan.targets[0]") is json_path.parse("$.plan.targets[0]")
+
+
+# ------------------------------------------------------------------------- SendTaskFailure cause
+def scheduled_token(sfn: Any, execution_arn: str) -> str:
+    """The task token a ``.waitForTaskToken`` task published (bounded wait)."""
+    deadline = time.monotonic() + POLL_LIMIT_SECONDS
+    while time.monotonic() < deadline:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        for event in events:
+            if event["type"] == "TaskScheduled":
+                parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+                return str(parameters["Message"])
+        time.sleep(0.01)
+    pytest.fail("no TaskScheduled event")
+
+
+def test_send_task_failure_passes_error_and_cause_to_the_catch(aws: None) -> None:
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name=f"approvals-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    definition = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+                "Parameters": {"TopicArn": topic, "Message.$": "$$.Task.Token"},
+                "TimeoutSeconds": 900,
+                "Catch": [
+                    {
+                        "ErrorEquals": ["Approval.Rejected"],
+                        "ResultPath": "$.rejection",
+                        "Next": "No",
+                    }
+                ],
+                "End": True,
+            },
+            "No": {"Type": "Pass", "End": True},
+        },
+    }
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name=f"cure-{uuid.uuid4().hex[:12]}", definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=machine, name=f"run-{uuid.uuid4().hex[:12]}", input="{}"
+    )["executionArn"]
+    token = scheduled_token(sfn, arn)
+    sfn.send_task_failure(
+        taskToken=token, error="Approval.Rejected", cause="on-call: instance is a honeypot"
+    )
+    deadline = time.monotonic() + POLL_LIMIT_SECONDS
+    while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution still RUNNING"
+        time.sleep(0.01)
+    assert description["status"] == "SUCCEEDED"
+    assert json.loads(description["output"])["rejection"] == {
+        "Error": "Approval.Rejected",
+        "Cause": "on-call: instance is a honeypot",
+    }
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    failed = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    assert failed and failed[0]["error"] == "Approval.Rejected"
+    assert failed[0]["cause"] == "on-call: instance is a honeypot"
+
+
+# ------------------------------------------------------------------------- atomic backend calls
+RACERS = 16
+
+
+def race(action: Callable[[int], Any]) -> Counter[str]:
+    """Start ``action(i)`` in ``RACERS`` threads at once; count ``ok`` and each error code."""
+    start = threading.Barrier(RACERS)
+    outcomes: Counter[str] = Counter()
+    outcome_lock = threading.Lock()
+
+    def racer(i: int) -> None:
+        start.wait()
+        try:
+            action(i)
+            outcome = "ok"
+        except ClientError as error:
+            outcome = error.response["Error"]["Code"]
+        except Exception as error:  # noqa: BLE001 - moto's internal errors are the finding
+            outcome = f"{type(error).__name__}: {error}"
+        with outcome_lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(POLL_LIMIT_SECONDS)
+    return outcomes
+
+
+def slowed(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` with a pause after it, to hold a race window open (a thread switch there
+    is what happens, unforced, in about one health-abuse run in fifteen)."""
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        time.sleep(0.002)
+        return result
+
+    return slow
+
+
+def test_concurrent_creates_of_one_security_group_name_make_one_group(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    name = f"isolation-{uuid.uuid4().hex[:8]}"
+    lookup = SecurityGroupBackend.get_security_group_by_name_or_id
+    monkeypatch.setattr(SecurityGroupBackend, "get_security_group_by_name_or_id", slowed(lookup))
+
+    outcomes = race(
+        lambda i: ec2.create_security_group(GroupName=name, Description="iso", VpcId=vpc)
+    )
+
+    assert outcomes == Counter({"ok": 1, "InvalidGroup.Duplicate": RACERS - 1})
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": [name]}]
+    )["SecurityGroups"]
+    assert len(groups) == 1
+
+
+def test_describe_tags_is_consistent_while_other_threads_tag(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ec2.models import tags as tag_models
+
+    ec2 = boto3.client("ec2", region_name=REGION)
+    instances = ec2.run_instances(ImageId=IMAGE_ID, MinCount=4, MaxCount=4)["Instances"]
+    ids = [instance["InstanceId"] for instance in instances]
+    for instance_id in ids:
+        ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "opsflow:seed", "Value": "x"}])
+    monkeypatch.setattr(tag_models, "get_prefix", slowed(tag_models.get_prefix))
+
+    def tag_or_read(i: int) -> None:
+        if i % 2:
+            for n in range(3):
+                ec2.create_tags(Resources=[ids[i % 4]], Tags=[{"Key": f"k{i}-{n}", "Value": "v"}])
+        else:
+            ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}])
+            ec2.describe_instances(InstanceIds=[ids[i % 4]])
+
+    assert race(tag_or_read) == Counter({"ok": RACERS})
+    described = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": ids}])["Tags"]
+    assert len(described) == len(ids) + (RACERS // 2) * 3
+
+
+def test_concurrent_conditional_puts_of_one_key_store_one_item(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.models import table as table_models
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    name = f"dedupe-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    condition = table_models.get_filter_expression
+    monkeypatch.setattr(table_models, "get_filter_expression", slowed(condition))
+
+    outcomes = race(
+        lambda i: dynamodb.put_item(
+            TableName=name,
+            Item={"pk": {"S": "event-1"}, "writer": {"N": str(i)}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    )
+
+    assert outcomes == Counter({"ok": 1, "ConditionalCheckFailedException": RACERS - 1})
+
+
+def test_concurrent_parameter_creates_and_overwrites_are_serialised(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ssm import models as ssm_models
+
+    ssm = boto3.client("ssm", region_name=REGION)
+    created = f"/opsflow/race/{uuid.uuid4().hex[:8]}"
+    overwritten = f"/opsflow/race/{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(ssm_models, "utcnow", slowed(ssm_models.utcnow))
+
+    creates = race(lambda i: ssm.put_parameter(Name=created, Value=str(i), Type="String"))
+    overwrites = race(
+        lambda i: ssm.put_parameter(Name=overwritten, Value=str(i), Type="String", Overwrite=True)
+    )
+
+    assert creates == Counter({"ok": 1, "ParameterAlreadyExists": RACERS - 1})
+    assert overwrites == Counter({"ok": RACERS})
+    history = ssm.get_parameter_history(Name=overwritten, MaxResults=50)["Parameters"]
+    assert sorted(p["Version"] for p in history) == list(range(1, RACERS + 1))
+
+
+# ------------------------------------------------------------------------- metric periods
+def test_metric_statistics_periods_start_at_start_time(aws: None) -> None:
+    """Daily periods from midnight: yesterday noon and today 00:00 are two days, as in AWS
+    (moto started its periods at the first datapoint, noon, and merged them)."""
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    namespace = f"opsflow/cure-{uuid.uuid4().hex[:8]}"
+    today = datetime(2026, 3, 14, tzinfo=UTC)
+    cloudwatch.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {"MetricName": "Usage", "Timestamp": today - timedelta(hours=12), "Value": 1.0},
+            {"MetricName": "Usage", "Timestamp": today, "Value": 2.0},
+            {"MetricName": "Usage", "Timestamp": today + timedelta(hours=6), "Value": 3.0},
+        ],
+    )
+    found = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName="Usage",
+        StartTime=today - timedelta(days=2),
+        EndTime=today + timedelta(days=1),
+        Period=86400,
+        Statistics=["Maximum", "SampleCount"],
+    )["Datapoints"]
+    points = sorted((p["Timestamp"], p["Maximum"], p["SampleCount"]) for p in found)
+    assert points == [(today - timedelta(days=1), 1.0, 1.0), (today, 3.0, 2.0)]
+
+
+def test_a_closed_task_token_is_refused_with_task_timed_out(aws: None) -> None:
+    """After a token was answered (its execution ended or not), AWS refuses another answer with
+    TaskTimedOut; moto accepted it, or said InvalidToken."""
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name=f"approvals-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    definition = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish.waitForTaskToken",
+                "Parameters": {"TopicArn": topic, "Message.$": "$$.Task.Token"},
+                "TimeoutSeconds": 900,
+                "Next": "Hold",
+            },
+            "Hold": {"Type": "Wait", "Seconds": 1, "End": True},
+        },
+    }
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    machine = sfn.create_state_machine(
+        name=f"cure-{uuid.uuid4().hex[:12]}", definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=machine, name=f"run-{uuid.uuid4().hex[:12]}", input="{}"
+    )["executionArn"]
+    token = scheduled_token(sfn, arn)
+    sfn.send_task_success(taskToken=token, output="{}")
+    for answer in (
+        lambda: sfn.send_task_success(taskToken=token, output="{}"),
+        lambda: sfn.send_task_failure(taskToken=token, error="Late", cause="too late"),
+    ):
+        with pytest.raises(sfn.exceptions.TaskTimedOut):
+            answer()
+    deadline = time.monotonic() + POLL_LIMIT_SECONDS
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution still RUNNING"
+        time.sleep(0.01)
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=token, output="{}")

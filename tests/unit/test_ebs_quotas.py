@@ -616,3 +616,170 @@ def test_check_lines_name_the_request_and_the_case() -> None:
     assert "req-1" in lines[0] and "case-123" in lines[0]
     assert lines[0].startswith(f"us-east-1 {GP3} -> 53: CASE_OPENED")
     assert "req-2" in lines[1] and "case" not in lines[1]
+
+
+# ------------------------------------------------------------------------------ metric stamps
+AS_OF = date(2026, 3, 14)
+SCHEDULE_AT = datetime(2026, 3, 14, 6, 0, 4, tzinfo=UTC)
+HEALTH_AT = datetime(2026, 3, 14, 22, 0, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("as_of", "now", "stamp"),
+    [
+        (AS_OF, SCHEDULE_AT, datetime(2026, 3, 14, tzinfo=UTC)),
+        (AS_OF, HEALTH_AT, datetime(2026, 3, 14, tzinfo=UTC)),
+        # A run that crossed midnight keeps its day.
+        (AS_OF, datetime(2026, 3, 15, 0, 0, 3, tzinfo=UTC), datetime(2026, 3, 14, tzinfo=UTC)),
+        # An asOf override in the future is never stamped ahead of the run.
+        (date(2026, 3, 15), HEALTH_AT, HEALTH_AT),
+    ],
+)
+def test_metric_stamp_is_on_the_day_and_never_after_now(
+    as_of: date, now: datetime, stamp: datetime
+) -> None:
+    from ebs_quota import app
+
+    assert app.metric_stamp(as_of, now) == stamp
+    assert app.metric_stamp(as_of, now) <= now
+
+
+class FakeCloudWatch:
+    """Stores datapoints; answers GetMetricStatistics as CloudWatch does: periods on the
+    ``StartTime`` grid, ``[StartTime, EndTime)``."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, Any]] = []
+        self.puts: list[list[dict[str, Any]]] = []
+
+    def put_metric_data(self, Namespace: str, MetricData: list[dict[str, Any]]) -> None:  # noqa: N803
+        self.puts.append(MetricData)
+        self.points.extend({"Namespace": Namespace, **datum} for datum in MetricData)
+
+    def get_metric_statistics(self, **query: Any) -> dict[str, Any]:
+        start, end, step = query["StartTime"], query["EndTime"], timedelta(seconds=query["Period"])
+        bins: dict[datetime, float] = {}
+        for point in self.points:
+            if (point["Namespace"], point["MetricName"], point["Dimensions"]) != (
+                query["Namespace"],
+                query["MetricName"],
+                query["Dimensions"],
+            ) or not start <= point["Timestamp"] < end:
+                continue
+            at = start + ((point["Timestamp"] - start) // step) * step
+            bins[at] = max(bins.get(at, point["Value"]), point["Value"])
+        return {"Datapoints": [{"Timestamp": at, "Maximum": v} for at, v in bins.items()]}
+
+
+class FakeServiceQuotas:
+    def get_service_quota(self, ServiceCode: str, QuotaCode: str) -> dict[str, Any]:  # noqa: N803
+        return {"Quota": {"Value": 200.0, "QuotaName": GP3_NAME}}
+
+    def list_requested_service_quota_change_history_by_quota(self, **_: Any) -> dict[str, Any]:
+        return {"RequestedQuotas": []}
+
+
+def test_forecast_never_writes_a_datapoint_after_now_and_keeps_one_point_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 06:00 schedule and a 22:00 Health breach the same day: every datapoint is stamped
+    at or before the run's time (CloudWatch refuses more than 2 h ahead), and the history the
+    forecast reads has one point a day, today's the higher of the two counts."""
+    from types import SimpleNamespace
+
+    from ebs_quota import app
+
+    cloudwatch, service_quotas = FakeCloudWatch(), FakeServiceQuotas()
+    name, dimensions = quotas.metric(GP3)
+    for days_back in range(30, 0, -1):
+        cloudwatch.points.append({
+            "Namespace": quotas.NAMESPACE, "MetricName": name, "Dimensions": dimensions,
+            "Timestamp": datetime.combine(AS_OF - timedelta(days=days_back), datetime.min.time(),
+                                          UTC) + timedelta(hours=12),
+            "Value": 40.0 + 0.1 * (30 - days_back),
+        })
+    clients = {"cloudwatch": cloudwatch, "service-quotas": service_quotas}
+    monkeypatch.setattr(app.aws, "client", lambda service, region: clients[service])
+    context = SimpleNamespace(function_name="ForecastRegion", memory_limit_in_mb=256,
+                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:"
+                              "function:ForecastRegion", aws_request_id="test")
+    health = {**load("health-threshold-breach.json"), "time": "2026-03-14T22:00:00Z"}
+    runs = [(load("daily-schedule.json"), SCHEDULE_AT, 44_000), (health, HEALTH_AT, 45_000)]
+    for event, now, gib in runs:
+        settings = trigger(event, quotaCodes=GP3)["settings"]
+        assert settings["asOf"] == AS_OF.isoformat()
+        monkeypatch.setattr(app, "_now", lambda now=now: now)
+        census = {"region": "us-east-1", "counted": True, "volumes": 9, "gib": {"gp3": gib},
+                  "snapshots": 0}
+        result = app.forecast_region({"census": census, "settings": settings}, context)
+        written = cloudwatch.puts[-1]
+        assert written and all(datum["Timestamp"] <= now for datum in written)
+        assert {datum["Timestamp"].date() for datum in written} == {AS_OF}
+        assert result["assessments"][0]["usage"] == round(gib / 1024, 4)
+
+    assert cloudwatch.puts[0][0]["Timestamp"] == cloudwatch.puts[1][0]["Timestamp"]
+    history = app._history(cloudwatch, GP3, AS_OF, 90)
+    days = [day for day, _ in history]
+    assert days == sorted(set(days)) and len(days) == 31
+    assert history[-1] == (AS_OF, round(45_000 / 1024, 4))
+
+
+# ------------------------------------------------------------------------------ identity, nothing counted
+def test_trigger_identities_are_the_template_rule_patterns() -> None:
+    from opsflow import template as cfn
+
+    machine = cfn.resources_of_type(cfn.cached(), "AWS::Serverless::StateMachine")
+    events = machine["EbsQuotaForecastStateMachine"]["Properties"]["Events"]
+    breach = events["QuotaBreachRule"]["Properties"]["Pattern"]
+    assert breach["source"] == [quotas.HEALTH_SOURCE]
+    assert breach["detail-type"] == [quotas.HEALTH_EVENT]
+    assert breach["detail"]["service"] == [quotas.HEALTH_SERVICE]
+    assert breach["detail"]["eventTypeCode"] == [quotas.HEALTH_CODE]
+    # A schedule rule's events are EventBridge's "Scheduled Event" from aws.events.
+    assert events["DailyForecast"]["Type"] in ("Schedule", "ScheduleV2")
+    schedule = load("daily-schedule.json")
+    assert (schedule["source"], schedule["detail-type"]) == (
+        quotas.SCHEDULE_SOURCE, quotas.SCHEDULE_EVENT
+    )
+    assert load("manual-rerun.json")["source"] == quotas.MANUAL_SOURCE
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("source", "aws.events "), ("detail-type", "Scheduled Event "), ("source", "opsflow.Manual")],
+)
+def test_trigger_identity_is_checked_exactly(field: str, value: str) -> None:
+    event = load("daily-schedule.json")
+    event[field] = value
+    with pytest.raises(InvalidEvent, match="not a trigger of this runbook"):
+        trigger(event)
+
+
+def test_health_breach_of_another_service_code_is_rejected() -> None:
+    event = load("health-threshold-breach.json")
+    event["detail"]["service"] = "EC2"
+    with pytest.raises(InvalidEvent, match="detail.service is 'EC2', expected 'SERVICEQUOTAS'"):
+        trigger(event)
+
+
+def test_no_region_counted_escalates_naming_every_region_and_why() -> None:
+    plan = trigger(load("daily-schedule.json"), regions="us-east-1,eu-west-1")
+    regions = [
+        {"region": region, "counted": False, "error": "AccessDenied", "cause": DENIED_CAUSE}
+        for region in ("us-east-1", "eu-west-1")
+    ]
+    decided = quotas.decide(plan, regions)
+
+    assert decided["targets"] == []
+    assert decided["actionable"] is True  # so the skeleton reaches its escalation guard
+    cause = decided["escalate"]["cause"]
+    assert cause.startswith("No region could be counted")
+    for region in ("us-east-1", "eu-west-1"):
+        assert f"{region}: AccessDenied: EBS census in eu-west-1: UnauthorizedOperation" in cause
+    assert cause in decided["notices"]["escalate"]["message"]["default"]
+    assert "ESCALATED" in decided["notices"]["escalate"]["subject"]
+
+
+def test_some_regions_counted_is_not_escalated() -> None:
+    plan = trigger(load("daily-schedule.json"), regions="us-east-1,eu-west-1")
+    assert "escalate" not in quotas.decide(plan, regions_with_one_of_each())

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
@@ -21,6 +22,10 @@ from opsflow.engine.boundary import Boundary
 from opsflow.engine.clock import VirtualClock
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from tests.shapes import assert_matches_shape
+
+UNVALIDATED = Config(parameter_validation=False)
+"""Clients as the state-machine interpreter makes them: no client-side parameter validation, so
+the fake's own validation answers, as the service would."""
 
 API_REGION = "us-west-2"
 ACCOUNT = "123456789012"
@@ -88,7 +93,7 @@ def make_world(aws: None) -> Iterator[Callable[..., World]]:
         clock = VirtualClock()
         fake = GlobalAcceleratorFake(clock, account=ACCOUNT, deploy_seconds=deploy_seconds)
         boundary.activate(Boundary(fakes={"globalaccelerator": fake}))
-        client = boto3.client("globalaccelerator", region_name=API_REGION)
+        client = boto3.client("globalaccelerator", region_name=API_REGION, config=UNVALIDATED)
         return World(clock, fake, client)
 
     yield _make
@@ -556,7 +561,7 @@ def test_other_operations_are_named_as_not_implemented(world: World) -> None:
 
 
 def test_a_client_of_another_region_cannot_reach_the_api(world: World) -> None:
-    client = boto3.client("globalaccelerator", region_name=EAST)
+    client = boto3.client("globalaccelerator", region_name=EAST, config=UNVALIDATED)
     with pytest.raises(EndpointConnectionError) as error:
         client.list_accelerators()
     assert "https://globalaccelerator.us-east-1.amazonaws.com/" in str(error.value)
@@ -573,7 +578,7 @@ def test_concurrent_calls(world: World) -> None:
 
     def work(index: int) -> None:
         try:
-            client = boto3.client("globalaccelerator", region_name=API_REGION)
+            client = boto3.client("globalaccelerator", region_name=API_REGION, config=UNVALIDATED)
             client.create_listener(
                 AcceleratorArn=accelerator_arn,
                 PortRanges=[{"FromPort": 8000 + index, "ToPort": 8000 + index}],

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
@@ -24,6 +25,10 @@ from opsflow.engine.fakes.service_quotas import (
     ServiceQuotasFake,
 )
 from tests.shapes import assert_matches_shape
+
+UNVALIDATED = Config(parameter_validation=False)
+"""Clients as the state-machine interpreter makes them: no client-side parameter validation, so
+the fake's own validation answers, as the service would."""
 
 REGION = "us-east-1"
 OTHER_REGION = "eu-west-1"
@@ -60,7 +65,7 @@ class World:
 
     def region_client(self, region: str) -> BaseClient:
         if region not in self.clients:
-            self.clients[region] = boto3.client("service-quotas", region_name=region)
+            self.clients[region] = boto3.client("service-quotas", region_name=region, config=UNVALIDATED)
         return self.clients[region]
 
     def request(
@@ -93,7 +98,7 @@ def make_world(aws: None) -> Iterator[Callable[..., World]]:
         clock = VirtualClock()
         fake = ServiceQuotasFake(clock, account=ACCOUNT, progression=progression)
         boundary.activate(Boundary(fakes={"service-quotas": fake}))
-        client = boto3.client("service-quotas", region_name=REGION)
+        client = boto3.client("service-quotas", region_name=REGION, config=UNVALIDATED)
         return World(clock, fake, client, {})
 
     yield _make
@@ -381,7 +386,7 @@ def test_concurrent_requests(world: World) -> None:
 
     def ask(code: str) -> None:
         try:
-            client = boto3.client("service-quotas", region_name=REGION)
+            client = boto3.client("service-quotas", region_name=REGION, config=UNVALIDATED)
             client.request_service_quota_increase(
                 ServiceCode="ebs", QuotaCode=code, DesiredValue=1e3
             )

@@ -139,6 +139,7 @@ class Expected:
     resolved: list[str] = field(default_factory=list)
     unparseable: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    unaffected: list[dict[str, str]] = field(default_factory=list)
 
 
 ARN_EVENT = f"arn:aws:health:global::event/{DOS}_92387492375_4498_2026_03_14"
@@ -189,6 +190,12 @@ SAMPLES: dict[str, Expected] = {
         unparseable=["arn:ec2-1-101002929", "203.0.113.17"],
         foreign=[f"arn:aws:ec2:us-east-1:{OTHER_ACCOUNT}:instance/{I1}"],
     ),
+    "dos-report-unaffected.json": Expected(
+        instances=[],
+        region="us-east-1",
+        thread="1234abc01232a4012345678-2",
+        unaffected=[{"entity": I1, "status": "UNIMPAIRED"}, {"entity": I2, "status": "PENDING"}],
+    ),
 }
 
 MALFORMED_SAMPLES: dict[str, str] = {
@@ -217,6 +224,7 @@ def test_read_sample_event(name: str) -> None:
     assert report.resolved == expected.resolved
     assert report.unparseable == expected.unparseable
     assert report.foreign == expected.foreign
+    assert report.unaffected == expected.unaffected
     assert report.dedupe_key == f"health-abuse#{ACCOUNT}#{expected.thread}#page-{expected.page}"
 
 
@@ -1202,3 +1210,213 @@ def test_console_link() -> None:
     assert notices.console_link("eu-west-1", "") == ""
     assert notices.console_link("eu-west-1", None) == ""
     assert notices.console_link("eu-west-1", "run-1") == ""
+
+
+# ---------------------------------------------------------------- the event's identity
+
+
+def test_identity_is_the_template_rule_pattern() -> None:
+    """The values Detect checks are the ones HealthAbuseRule matches, stated once each."""
+    from opsflow import template as cfn
+
+    machine = cfn.resources_of_type(cfn.cached(), "AWS::Serverless::StateMachine")
+    pattern = machine["HealthAbuseStateMachine"]["Properties"]["Events"]["HealthAbuseRule"][
+        "Properties"
+    ]["Pattern"]
+    assert pattern["source"] == [entities.SOURCE]
+    assert pattern["detail-type"] == [entities.DETAIL_TYPE]
+    assert pattern["detail"]["service"] == [entities.SERVICE]
+
+
+@pytest.mark.parametrize(
+    ("top", "detail", "message"),
+    [
+        pytest.param({"source": "aws.health "}, {}, "source is 'aws.health '", id="source-space"),
+        pytest.param({"source": "AWS.health"}, {}, "source is 'AWS.health'", id="source-case"),
+        pytest.param(
+            {"detail-type": "AWS Health Abuse Event "}, {}, "detail-type is", id="type-space"
+        ),
+        pytest.param({"detail-type": "Manual run"}, {}, "detail-type is", id="type-manual"),
+        pytest.param({}, {"service": " ABUSE"}, "detail.service is ' ABUSE'", id="service-space"),
+        pytest.param({"source": 7}, {}, "source must be a string, got int", id="source-int"),
+    ],
+)
+def test_identity_is_checked_exactly_as_the_rule_does(
+    top: dict[str, Any], detail: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidEvent, match=re.escape(message)):
+        entities.read(make_event(detail, top))
+
+
+def test_type_code_with_spaces_is_not_a_quarantine_code() -> None:
+    first = planned(make_event({"eventTypeCode": f"{DOS} "}))
+    assert first["reported"] == []
+    assert "is not one of the quarantine codes" in first["ignoredBecause"]
+
+
+# ---------------------------------------------------------------- entity status
+
+
+@pytest.mark.parametrize("status", ["UNIMPAIRED", "UNKNOWN", "PENDING", "SOMETHING_NEW", 3])
+def test_entities_not_reported_affected_are_reported_not_acted_on(status: Any) -> None:
+    items = [{"entityValue": I1, "status": status}, {"entityValue": I2, "status": "IMPAIRED"}]
+    items.append({"entityValue": I3})  # no status: the event itself names it affected
+    report = entities.read(make_event({"affectedEntities": items}))
+    assert instance_pairs(report) == [(I2, "us-east-1"), (I3, "us-east-1")]
+    assert report.unaffected == [{"entity": I1, "status": str(status)}]
+    assert report.resolved == []
+
+
+def test_entity_statuses_are_the_ones_aws_documents() -> None:
+    # AWS Health API reference, AffectedEntity.statusCode / EntityStatusCode.
+    assert set(entities.ENTITY_STATUSES) == {
+        "IMPAIRED", "UNIMPAIRED", "UNKNOWN", "PENDING", "RESOLVED"
+    }
+    assert entities.AFFECTED == {"IMPAIRED"}
+
+
+def test_unaffected_entities_are_in_the_notice_and_not_targets() -> None:
+    event = make_event({"affectedEntities": [{"entityValue": I1, "status": "UNIMPAIRED"}]})
+    first = planned(event)
+    assert first["reported"] == []
+    assert first["unaffected"] == [{"entity": I1, "status": "UNIMPAIRED"}]
+    result = classify(first)
+    assert result["actionable"] is False
+    full = result["notices"]["noAction"]["message"]["default"]
+    assert f"  - {I1}: status UNIMPAIRED" in full
+    assert "1 not reported as affected" in result["summary"]
+
+
+def test_an_instance_also_reported_affected_is_not_listed_unaffected() -> None:
+    items = [{"entityValue": I1, "status": "UNKNOWN"}, {"entityValue": I1, "status": "IMPAIRED"}]
+    report = entities.read(make_event({"affectedEntities": items}))
+    assert instance_pairs(report) == [(I1, "us-east-1")]
+    assert report.unaffected == []
+
+
+# ---------------------------------------------------------------- the runbook's own account
+
+
+def test_foreign_arn_is_foreign_when_the_event_names_no_account() -> None:
+    foreign = f"arn:aws:ec2:us-east-1:{OTHER_ACCOUNT}:instance/{I1}"
+    event = make_event({"affectedEntities": entities_of(foreign)}, {"account": DROP})
+    first = planned(event)  # the execution ARN names the runbook's account
+    assert first["reported"] == []
+    assert first["foreign"] == [foreign]
+    assert first["event"]["account"] == ACCOUNT
+
+
+def test_own_arn_is_acted_on_when_the_event_names_no_account() -> None:
+    own = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{I3}"
+    event = make_event({"affectedEntities": entities_of(own)}, {"account": DROP})
+    assert planned(event)["reported"] == [{"instanceId": I3, "region": "eu-west-1"}]
+
+
+def test_event_for_another_account_is_rejected() -> None:
+    event = make_event(top={"account": OTHER_ACCOUNT})
+    with pytest.raises(InvalidEvent, match=f"for account {OTHER_ACCOUNT}, and this runbook"):
+        planned(event)
+    with pytest.raises(InvalidEvent, match=f"for account {OTHER_ACCOUNT}"):
+        planned(make_event({"affectedAccount": OTHER_ACCOUNT}, {"account": DROP}))
+
+
+def test_the_runbook_account_comes_from_the_execution_or_the_function() -> None:
+    from runbook_kit import accounts
+
+    class Context:
+        invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:opsflow-parse"
+
+    assert accounts.home_account(EXECUTION, Context()) == ACCOUNT
+    assert accounts.home_account("", Context()) == ACCOUNT
+    assert accounts.home_account(EXECUTION, None) == ACCOUNT
+    with pytest.raises(errors.AccountUnknown):
+        accounts.home_account("", None)
+    other = f"arn:aws:states:us-east-1:{OTHER_ACCOUNT}:execution:m:run"
+    with pytest.raises(errors.AccountUnknown, match="disagree|but the function"):
+        accounts.home_account(other, Context())
+    with pytest.raises(errors.AccountUnknown):
+        plan.parse(make_event(), dict(RAW_SETTINGS), "run-1")
+
+
+# ---------------------------------------------------------------- plan.rollback_summary
+
+
+def _final(instance_id: str, state: str, interfaces: dict[str, list[str]], isolated: bool,
+           region: str = "us-east-1") -> dict[str, Any]:
+    groups = sorted({g for gs in interfaces.values() for g in gs})
+    return {"instanceId": instance_id, "region": region, "state": state, "groups": groups,
+            "interfaces": interfaces, "isolated": isolated,
+            "quarantined": isolated and state == "stopped"}
+
+
+def _rollback_plan() -> dict[str, Any]:
+    first = planned(
+        make_event({"affectedEntities": entities_of(I1, I2)}), {**RAW_SETTINGS, "dryRun": "false"}
+    )
+    found = {
+        I1: {**ec2_instance(I1), "NetworkInterfaces": [
+            {"NetworkInterfaceId": "eni-1", "Groups": [{"GroupId": "sg-web"}]}]},
+        I2: {**ec2_instance(I2), "NetworkInterfaces": [
+            {"NetworkInterfaceId": "eni-2", "Groups": [{"GroupId": "sg-web"}]}]},
+    }
+    return plan.classify(first, found, _searched(first))
+
+
+ERROR = {"Error": "AccessDenied", "Cause": json.dumps({"errorMessage": "CreateSnapshots: no"}),
+         "instanceId": I1, "region": "us-east-1"}
+
+
+def test_rollback_summary_says_returned_only_when_every_instance_is_as_before() -> None:
+    states = [_final(I1, "running", {"eni-1": ["sg-web"]}, False),
+              _final(I2, "running", {"eni-2": ["sg-web"]}, False)]
+    result = plan.rollback_summary(_rollback_plan(), states, ERROR, "restore")
+    assert result["complete"] is True
+    assert "Every touched instance was returned to its recorded before-state" in result["cause"]
+    assert f"AccessDenied on {I1} (us-east-1): CreateSnapshots: no" in result["cause"]
+
+
+def test_rollback_summary_names_every_instance_left_changed_with_its_state() -> None:
+    states = [_final(I1, "running", {"eni-1": ["sg-web"]}, False),
+              _final(I2, "running", {"eni-2": ["sg-iso"]}, True)]
+    result = plan.rollback_summary(_rollback_plan(), states, ERROR, "restore")
+    assert result["complete"] is False
+    assert "returned to its recorded before-state" not in result["cause"]
+    assert (f"{I2} (us-east-1): running, isolated, groups sg-iso "
+            "(before: running, groups sg-web)") in result["cause"]
+    assert f"Returned to before-state: {I1}." in result["cause"]
+    assert result["leftChanged"] == [I2]
+    assert "INCOMPLETE" in result["notice"]["subject"]
+
+
+def test_rollback_summary_of_a_failed_rollback_names_what_is_left() -> None:
+    states = [_final(I1, "stopping", {"eni-1": ["sg-web"]}, False),
+              _final(I2, "stopped", {"eni-2": ["sg-web"]}, False)]
+    busy = {"Error": "InstanceBusy", "Cause": "x is stopping", "instanceId": I1,
+            "region": "us-east-1"}
+    result = plan.rollback_summary(_rollback_plan(), states, ERROR, "failed", busy)
+    assert result["complete"] is False
+    assert result["cause"].startswith(f"Rollback failed (InstanceBusy on {I1} (us-east-1)")
+    for instance_id, state in ((I1, "stopping"), (I2, "stopped")):
+        assert f"{instance_id} (us-east-1): {state}, not isolated, groups sg-web" in result["cause"]
+    assert "Returned to before-state: none." in result["cause"]
+
+
+def test_rollback_summary_judges_a_mid_transition_before_state_by_where_it_was_going() -> None:
+    rollback_plan = _rollback_plan()
+    rollback_plan["before"][I1]["state"] = "pending"
+    states = [_final(I1, "running", {"eni-1": ["sg-web"]}, False),
+              _final(I2, "running", {"eni-2": ["sg-web"]}, False)]
+    assert plan.rollback_summary(rollback_plan, states, ERROR, "restore")["complete"] is True
+
+
+def test_rollback_summary_of_a_dry_run_says_nothing_changed_only_when_so() -> None:
+    dry = planned(make_event({"affectedEntities": entities_of(I1)}))
+    dry = plan.classify(dry, {I1: {**ec2_instance(I1), "NetworkInterfaces": [
+        {"NetworkInterfaceId": "eni-1", "Groups": [{"GroupId": "sg-web"}]}]}}, _searched(dry))
+    same = plan.rollback_summary(dry, [_final(I1, "running", {"eni-1": ["sg-web"]}, False)],
+                                 ERROR, "restore")
+    assert "Nothing was changed." in same["cause"]
+    moved = plan.rollback_summary(dry, [_final(I1, "running", {"eni-1": ["sg-iso"]}, True)],
+                                  ERROR, "restore")
+    assert "Nothing was changed" not in moved["cause"]
+    assert f"{I1} (us-east-1): running, isolated, groups sg-iso" in moved["cause"]

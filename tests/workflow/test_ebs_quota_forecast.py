@@ -99,11 +99,13 @@ def test_quota_without_applied_value_uses_the_aws_default(engine: Any) -> None:
 
 
 def test_throttled_census_is_retried(engine_factory: Any) -> None:
-    engine = engine_factory(faults=("ec2@us-east-1:DescribeVolumes=RequestLimitExceeded*2",))
+    """Two throttles are absorbed by the function's SDK retries; the third fails the task as
+    Throttled and the state machine retries it."""
+    engine = engine_factory(faults=("ec2@us-east-1:DescribeVolumes=RequestLimitExceeded*3",))
     execution = engine.run(SCENARIO, schedule())
 
     assert execution.outcome == "mitigated", execution.cause
-    assert failed_tasks(execution, "Throttled") == 2
+    assert failed_tasks(execution, "Throttled") == 1
     assert len(requests(engine)) == 1
 
 
@@ -181,3 +183,51 @@ def test_every_sample_event_runs(engine: Any, name: str) -> None:
 @pytest.mark.parametrize("payload", function_payloads(SCENARIO))
 def test_every_function_payload_runs(engine: Any, payload: str) -> None:
     check_function_payload(engine, SCENARIO, payload)
+
+
+# ---------------------------------------------------------------- found by a hostile tester
+
+
+@pytest.mark.parametrize("event", [[], "x", 42, True, None], ids=repr)
+def test_input_that_is_not_an_object_is_an_invalid_event(engine: Any, event: Any) -> None:
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert execution.cause.startswith("the event must be a JSON object")
+    assert execution.effects == []
+
+
+def test_no_region_counted_escalates_naming_every_region(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:DescribeVolumes=UnauthorizedOperation",))
+    execution = engine.run(SCENARIO, schedule())
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert execution.cause.startswith("No region could be counted")
+    regions = engine.regions(SCENARIO)
+    assert len(regions) > 1
+    for region in regions:
+        assert f"{region}: AccessDenied: EBS census in {region}: UnauthorizedOperation" in (
+            execution.cause
+        )
+    assert requests(engine) == []
+    assert "Act: Request increases" not in execution.states
+    assert any("ESCALATED" in n["subject"] for n in execution.notifications)
+
+
+def test_a_failed_request_call_escalates_once_every_request_call_ended(
+    engine_factory: Any,
+) -> None:
+    """Requests run per region in a Map whose iterations all end (a failure is kept, not
+    thrown), so the report never misses a request still being made."""
+    engine = engine_factory(
+        faults=("service-quotas:RequestServiceQuotaIncrease=AccessDeniedException",)
+    )
+    execution = engine.run(SCENARIO, schedule())
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert "Act: Read first failure" in execution.states
+    assert "AccessDenied" in execution.cause
+    assert requests(engine) == []
+    assert "no request was made" in execution.cause

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import boto3
 import pytest
@@ -132,7 +133,22 @@ def test_target_alarm_not_ok_escalates(engine: Any) -> None:
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
-def test_approval_approved_moves_traffic(engine_factory: Any) -> None:
+def approval_notice(execution: Any) -> dict[str, Any]:
+    (notice,) = [n for n in execution.notifications if n["subject"].startswith("opsflow: APPROVE")]
+    return notice
+
+
+def approval_output(execution: Any) -> Any:
+    """What the approval wait ended with (the answer sent with SendTaskSuccess)."""
+    (event,) = [
+        e for e in execution.history
+        if e["type"] == "TaskSucceeded"
+        and e["taskSucceededEventDetails"]["resource"].endswith("waitForTaskToken")
+    ]
+    return json.loads(event["taskSucceededEventDetails"]["output"])
+
+
+def test_approval_approved_by_link_moves_traffic(engine_factory: Any) -> None:
     engine = engine_factory(RequireApproval="true")
     engine.approval = "approve"
     execution = engine.run(SCENARIO, alarm_event())
@@ -140,27 +156,128 @@ def test_approval_approved_moves_traffic(engine_factory: Any) -> None:
     assert execution.outcome == "mitigated", execution.cause
     assert "Act: Wait for approval" in execution.states
     assert weights(engine) == {PRIMARY: 0, STANDBY: 100}
+    # The approver's path: a notice with two links, the link's page, then its form.
+    notice = approval_notice(execution)
+    assert set(engine.approval_links()) == {"approve", "reject"}
+    assert "Task token" not in notice["message"] and "SendTaskSuccess" not in notice["message"]
+    assert len(notice["sms"]) <= 140 and "https://" not in notice["sms"]
+    assert [(c["method"], c["action"], c["status"], c["title"]) for c in engine.clicks] == [
+        ("GET", "approve", 200, "Approve?"),
+        ("POST", "approve", 200, "Approved"),
+    ]
+    output = approval_output(execution)
+    assert output["approved"] is True and output["by"] == "local operator"
+    answered_as = {c.principal.rsplit("/", 1)[-1] for c in engine.authorizer.calls
+                   if c.action == "states:SendTaskSuccess" and c.allowed}
+    assert answered_as == {"opsflow-ApprovalFunctionRole"}
 
 
-@pytest.mark.parametrize(("answer", "why"), [("reject", "Runbook.Rejected"), (None, "States.Timeout")])
-def test_approval_rejected_or_timed_out_escalates(
-    engine_factory: Any, answer: str | None, why: str
-) -> None:
+def test_approval_rejected_with_a_reason_escalates_and_moves_nothing(engine_factory: Any) -> None:
     engine = engine_factory(RequireApproval="true")
-    engine.approval = answer
+    engine.approval = "reject"
+    engine.approver["reason"] = "the primary is already recovering"
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.error == "Runbook.Escalated"
-    assert execution.cause.startswith("Not approved:") and why in execution.cause
+    assert execution.cause.startswith("Not approved:")
+    assert "Runbook.Rejected" in execution.cause
+    assert "Rejected by local operator" in execution.cause
+    assert "the primary is already recovering" in execution.cause
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+    assert [(c["method"], c["title"]) for c in engine.clicks] == [("GET", "Reject?"),
+                                                                  ("POST", "Rejected")]
+
+
+def test_approval_without_answer_times_out_and_moves_nothing(engine_factory: Any) -> None:
+    engine = engine_factory(RequireApproval="true")
+    execution = engine.run(SCENARIO, alarm_event())
+
+    assert execution.error == "Runbook.Escalated"
+    assert execution.cause.startswith("Not approved:") and "States.Timeout" in execution.cause
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+    assert engine.clicks == []
+    assert execution.virtual_seconds >= 900
+    # Too late: the run no longer waits.
+    link = engine.approval_links()["approve"]
+    form = engine.click(link).form()
+    assert form is not None
+    assert engine.click(link, "POST", form[1]).status == 410
+
+
+def tampered(link: str, **changes: str) -> str:
+    parts = urlsplit(link)
+    fields = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    fields.update(changes)
+    return f"{parts.scheme}://{parts.netloc}/?{urlencode(fields)}"
+
+
+def test_a_tampered_link_is_refused_and_the_run_still_waits(engine_factory: Any) -> None:
+    engine = engine_factory(RequireApproval="true")
+    pages: list[Any] = []
+
+    def meddle(item: dict[str, Any]) -> None:
+        if item["type"] != "TaskSubmitted":
+            return
+        found = engine.approval_links()
+        reject = parse_qs(urlsplit(found["reject"]).query)
+        as_approval = tampered(found["reject"], action="approve")  # the reject link's signature
+        longer = tampered(found["approve"], expires=str(int(reject["expires"][0]) + 86400))
+        other_token = tampered(found["approve"], token=reject["token"][0] + "x")
+        for link in (as_approval, longer, other_token):
+            pages.append(engine.click(link))
+            fields = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
+            pages.append(engine.click(link, "POST", {**fields, "name": "mallory"}))
+
+    execution = engine.run(SCENARIO, alarm_event(), on_event=meddle)
+
+    assert [p.status for p in pages] == [403] * 6
+    assert all("Nothing was changed" in p.body for p in pages)
+    assert ("stepfunctions", "SendTaskSuccess") not in {c[:2] for c in engine.boundary.calls}
+    assert execution.error == "Runbook.Escalated" and "States.Timeout" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
+def test_an_answered_link_cannot_answer_again(engine_factory: Any) -> None:
+    engine = engine_factory(RequireApproval="true")
+    engine.approval = "approve"
+    assert engine.run(SCENARIO, alarm_event()).outcome == "mitigated"
+    link = engine.approval_links()["reject"]
+    page = engine.click(link)
+    assert page.status == 200
+    form = page.form()
+    assert form is not None
+    answer = engine.click(link, "POST", form[1])
+    # Step Functions refuses an answer for a closed task with TaskTimedOut, as for a late one.
+    assert (answer.status, answer.title) == (410, "No longer waiting")
+    assert weights(engine) == {PRIMARY: 0, STANDBY: 100}
+
+
+def test_the_sample_approval_page_request_is_an_expired_link(engine: Any) -> None:
+    from opsflow.engine.runner import function_name
+
+    calls = len(engine.boundary.calls)
+    handler = engine.boundary.lambdas[function_name("ApprovalFunction")]
+    page = handler(load_event("region-failover/functions/ApprovalFunction.json"))
+    assert page["statusCode"] == 403 and "expired" in page["body"]
+    assert page["headers"]["Content-Type"].startswith("text/html")
+    assert len(engine.boundary.calls) == calls  # refused before any AWS call
+
+
+def test_opsflow_invoke_serves_the_sample_approval_page(capsys: pytest.CaptureFixture[str]) -> None:
+    from opsflow import cli
+
+    sample = EVENTS / "region-failover/functions/ApprovalFunction.json"
+    assert cli.main(["invoke", "ApprovalFunction", "--event", str(sample)]) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert page["statusCode"] == 403 and "<title>Link not accepted</title>" in page["body"]
+
+
 def test_throttled_record_change_is_retried(engine_factory: Any) -> None:
-    engine = engine_factory(faults=("route53:ChangeResourceRecordSets=Throttling*2",))
+    engine = engine_factory(faults=("route53:ChangeResourceRecordSets=Throttling*3",))
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.outcome == "mitigated", execution.cause
-    assert failed_tasks(execution, "Throttled") == 2
+    assert failed_tasks(execution, "Throttled") == 1  # two absorbed by the SDK's retries
     assert weights(engine) == {PRIMARY: 0, STANDBY: 100}
 
 
@@ -232,3 +349,111 @@ def test_every_sample_event_runs(engine: Any, name: str) -> None:
 @pytest.mark.parametrize("payload", function_payloads(SCENARIO))
 def test_every_function_payload_runs(engine: Any, payload: str) -> None:
     check_function_payload(engine, SCENARIO, payload)
+
+
+# ---------------------------------------------------------------- found by a hostile tester
+
+
+@pytest.mark.parametrize("event", [[], "x", 42, True, None], ids=repr)
+def test_input_that_is_not_an_object_is_an_invalid_event(engine: Any, event: Any) -> None:
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert execution.cause.startswith("the event must be a JSON object")
+    assert execution.effects == []
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+
+
+@pytest.mark.parametrize("time", ["yesterday", "14/03/2026 03:30", "2026-03-14T25:00:00Z", 7])
+def test_alarm_time_that_is_not_iso_is_an_invalid_event(engine: Any, time: Any) -> None:
+    event = alarm_event()
+    event["time"] = time
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert "time" in execution.cause
+    assert "Detection failed" not in execution.cause
+    assert execution.effects == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("source", "aws.cloudwatch "), ("detail-type", "CloudWatch Alarm State Change ")],
+)
+def test_identity_other_than_the_rule_is_rejected(engine: Any, field: str, value: str) -> None:
+    event = alarm_event()
+    event[field] = value
+    assert engine.match(event) == []
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.error == "Runbook.InvalidEvent"
+    assert "not a trigger of this runbook" in execution.cause
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+
+
+@pytest.mark.parametrize("where", ["account", "resources"])
+def test_alarm_of_another_account_moves_nothing(engine: Any, where: str) -> None:
+    event = alarm_event()
+    if where == "account":
+        event["account"] = "210987654321"
+    else:
+        event.pop("account")
+        event["resources"] = [
+            "arn:aws:cloudwatch:us-east-1:210987654321:alarm:opsflow-canary-us-east-1"
+        ]
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.error == "Runbook.InvalidEvent"
+    assert "210987654321" in execution.cause
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+
+
+def test_verified_failover_starts_the_cooldown(engine: Any) -> None:
+    assert engine.run(SCENARIO, alarm_event()).outcome == "mitigated"
+    assert state(engine)["lastFailover"] == "2026-03-14T03:30:00Z"
+
+
+def test_rolled_back_failover_starts_no_cooldown(engine_factory: Any) -> None:
+    # The change never gets in sync: verify gives up, the split is restored.
+    engine = engine_factory(faults=("route53:ChangeResourceRecordSets=Hang",))
+    failed = engine.run(SCENARIO, alarm_event())
+    assert failed.error == "Runbook.RolledBack", failed.cause
+    assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
+    assert "lastFailover" not in state(engine)
+
+    engine.boundary.faults.clear()
+    engine.boundary.hangs.clear()
+    later = alarm_event()  # ten minutes later, the alarm fires again
+    later["time"] = "2026-03-14T03:40:00Z"
+    later["detail"]["state"]["timestamp"] = "2026-03-14T03:40:00.000+0000"
+    execution = engine.run(SCENARIO, later)
+
+    assert execution.outcome == "mitigated", (execution.output, execution.cause)
+    assert weights(engine) == {PRIMARY: 0, STANDBY: 100}
+    assert state(engine)["lastFailover"] == "2026-03-14T03:40:00Z"
+
+
+def test_failed_restore_is_reported_from_the_traffic_as_it_is(engine: Any) -> None:
+    """What the rollback-failed path runs: the restore function in report mode reads the
+    traffic and names it, with the split that was recorded."""
+    from opsflow.engine.runner import function_name
+
+    route53 = boto3.client("route53", region_name="us-east-1")
+    zone = engine.world[SCENARIO]["zoneId"]
+    records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone)[
+        "ResourceRecordSets"] if "SetIdentifier" in r]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {
+            **r, "Weight": 0 if r["SetIdentifier"] == PRIMARY else 100}} for r in records]})
+    payload = load_event("region-failover/functions/RestoreTrafficFunction.json")
+    payload["report"] = True
+    payload["rollbackError"] = {"Error": "AccessDenied",
+                                "Cause": json.dumps({"errorMessage": "ChangeResourceRecordSets"})}
+    result = engine.boundary.lambdas[function_name("RestoreTrafficFunction")](payload)
+
+    assert result["complete"] is False
+    assert result["cause"].startswith("Rollback failed (AccessDenied: ChangeResourceRecordSets)")
+    assert f"Traffic now: {PRIMARY} 0, {STANDBY} 100" in result["cause"]
+    assert f"recorded before: {PRIMARY} 100, {STANDBY} 0" in result["cause"]
+    assert weights(engine) == {PRIMARY: 0, STANDBY: 100}  # a report moves nothing

@@ -51,6 +51,10 @@ def _instance(ec2: Any, subnet: str, groups: list[str], tags: list[dict[str, Any
     return str(result["Instances"][0]["InstanceId"])
 
 
+def _zone(ec2: Any, subnet: str) -> str:
+    return str(ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["AvailabilityZone"])
+
+
 def build(context: Any = None) -> dict[str, Any]:
     east = client("ec2", "us-east-1")
     vpc, subnet = _network(east, "10.20.0.0/16", "shop")
@@ -68,6 +72,12 @@ def build(context: Any = None) -> dict[str, Any]:
     vpc_eu, subnet_eu = _network(west, "10.30.0.0/16", "batch")
     batch_group = _group(west, vpc_eu, "batch-workers", 8080)
     batch = _instance(west, subnet_eu, [batch_group], _tags("batch-eu-1", "Dev"))
+    # Its data volume is encrypted with a customer managed key: snapshotting and starting it
+    # need KMS permissions through EC2.
+    key = client("kms", "eu-west-1").create_key(Description="batch data")["KeyMetadata"]["Arn"]
+    data = west.create_volume(AvailabilityZone=f"{_zone(west, subnet_eu)}", Size=50,
+                              VolumeType="gp3", Encrypted=True, KmsKeyId=key)["VolumeId"]
+    west.attach_volume(VolumeId=data, InstanceId=batch, Device="/dev/sdf")
     return {
         "instances": {
             "shop-web-1": web_1,
