@@ -14,8 +14,12 @@ def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in items or []}
 
 
-def resources(regions: list[str]) -> list[dict[str, Any]]:
-    """Every EC2 instance, security group, volume and snapshot in ``regions``."""
+def resources(regions: list[str], account: str | None = None) -> list[dict[str, Any]]:
+    """Every EC2 instance, security group, volume and snapshot in ``regions``: read from moto's
+    backends when ``account`` is given (what the diff uses: no API call, no serialisation),
+    else through the EC2 API (what ``opsflow world`` prints)."""
+    if account is not None:
+        return _from_backends(regions, account)
     found: list[dict[str, Any]] = []
     for region in regions:
         ec2 = _client("ec2", region)
@@ -74,10 +78,53 @@ def resources(regions: list[str]) -> list[dict[str, Any]]:
     return found
 
 
-def snapshot(regions: list[str], tables: list[str], parameters: list[str]) -> dict[Key, Any]:
+def _from_backends(regions: list[str], account: str) -> list[dict[str, Any]]:
+    """The same listing as the EC2 API gives, read from moto's EC2 backends. The tests check
+    both readings agree (``tests/unit/test_observe.py``)."""
+    from moto.ec2.models import ec2_backends
+
+    found: list[dict[str, Any]] = []
+    for region in regions:
+        backend = ec2_backends[account][region]
+        tags = backend.tags
+        for reservation in list(backend.reservations.values()):
+            for i in list(reservation.instances):
+                interfaces = {
+                    eni.id: sorted(g.id for g in eni._group_set)
+                    for eni in sorted(i.nics.values(), key=lambda e: e.device_index)
+                }
+                found.append({
+                    "type": "ec2:instance", "id": i.id, "region": region,
+                    "state": i._state.name, "tags": dict(tags.get(i.id, {})),
+                    "groups": sorted({g for groups in interfaces.values() for g in groups}),
+                    "interfaces": interfaces,
+                })
+        for groups in list(backend.groups.values()):
+            for g in list(groups.values()):
+                if g.name == "default":
+                    continue
+                found.append({
+                    "type": "ec2:security-group", "id": g.id, "region": region,
+                    "state": f"{len(g.ingress_rules)} in / {len(g.egress_rules)} out rules",
+                    "tags": {"GroupName": g.name, **tags.get(g.id, {})},
+                })
+        for v in list(backend.volumes.values()):
+            found.append({"type": "ec2:volume", "id": v.id, "region": region,
+                          "state": v.status, "tags": dict(tags.get(v.id, {}))})
+        for snap in list(backend.snapshots.values()):
+            if snap.owner_id != account:
+                continue
+            found.append({"type": "ec2:snapshot", "id": snap.id, "region": region,
+                          "state": snap.status, "tags": dict(tags.get(snap.id, {}))})
+    return found
+
+
+def snapshot(
+    regions: list[str], tables: list[str], parameters: list[str], account: str | None = None
+) -> dict[Key, Any]:
     """A flat view of everything a runbook might change."""
     view: dict[Key, Any] = {}
-    for r in resources(regions):
+    for r in resources(regions, account):
         rid, region = r["id"], r["region"]
         view[(rid, region, "exists")] = True
         view[(rid, region, "state")] = r["state"]

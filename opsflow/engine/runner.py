@@ -275,9 +275,8 @@ class LocalEngine:
         self._mock = mock_aws(config=MOCK_CONFIG)
         self._mock.start()
         mock_random.seed(SEED)
-        from runbook_kit import aws as lambda_aws
-
-        lambda_aws.reset_clients()
+        # boto3 clients hold no account state, so the Lambda code's cached clients serve every
+        # engine of the process (each costs ~25 ms to create).
         self.fakes = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
@@ -527,7 +526,7 @@ class LocalEngine:
     def observe(self) -> dict[observe.Key, Any]:
         regions = sorted({r for s in self.scenarios for r in self.regions(s)})
         with api.bypass():
-            view = observe.snapshot(regions, self.tables, self.ssm_parameters)
+            view = observe.snapshot(regions, self.tables, self.ssm_parameters, ACCOUNT)
         with api.bypass():
             route53 = self.client("route53")
             for zone in route53.list_hosted_zones()["HostedZones"]:
@@ -852,6 +851,37 @@ class LocalEngine:
         return page
 
     def _history(self, arn: str, skip: int) -> list[dict[str, Any]]:
+        """The execution's history as GetExecutionHistory returns it. Read from the interpreter's
+        own event list once the execution has ended (the API copies and serialises every event:
+        over a second at 200 instances); through the API while it runs."""
+        recorded = self._recorded_history(arn)
+        if recorded is not None:
+            return recorded[skip:]
+        return self._history_by_api(arn, skip)
+
+    def _recorded_history(self, arn: str) -> list[dict[str, Any]] | None:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        try:
+            execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(
+                execution_arn=arn
+            )
+            env = execution.exec_worker.env
+        except Exception:  # not the interpreter's execution: ask the API
+            return None
+        if env is None or str(execution.status) == "RUNNING":
+            return None
+        events = []
+        for raw in list(env.event_manager._history_event_list):
+            event = dict(raw)
+            event["type"] = str(getattr(event["type"], "value", event["type"]))
+            stamp = event["timestamp"]
+            if isinstance(stamp, str):
+                event["timestamp"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+            events.append(event)
+        return events
+
+    def _history_by_api(self, arn: str, skip: int) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
         events: list[dict[str, Any]] = []
         token = None

@@ -57,6 +57,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import functools
 import json
 import operator
 import re
@@ -763,11 +764,28 @@ def _decide(identity: _Parsed, boundary: _Parsed | None, request: Request) -> De
     return Decision(True, ALLOWED, *allow)
 
 
+@functools.lru_cache(maxsize=2048)
+def _parse_text(name: str, text: str) -> tuple[str, tuple[_Statement, ...]]:
+    return _parse((name, text))
+
+
+def _parse_one(policy: Any) -> tuple[str, tuple[_Statement, ...]]:
+    """A parsed policy, cached by its text: the same role's policies are evaluated for every call
+    it makes (parsing is read-only work on an unchanged document)."""
+    if isinstance(policy, tuple | list) and len(policy) == 2 and isinstance(policy[1], dict):
+        try:
+            text = json.dumps(policy[1], sort_keys=True)
+        except (TypeError, ValueError):
+            return _parse(policy)
+        return _parse_text(str(policy[0]), text)
+    return _parse(policy)
+
+
 def _parse_all(
     policies: Sequence[Policy], boundary: Sequence[Policy] | None
 ) -> tuple[_Parsed, _Parsed | None]:
-    identity = [_parse(p) for p in policies]
-    return identity, None if boundary is None else [_parse(p) for p in boundary]
+    identity = [_parse_one(p) for p in policies]
+    return identity, None if boundary is None else [_parse_one(p) for p in boundary]
 
 
 def evaluate(

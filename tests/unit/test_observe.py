@@ -1,0 +1,48 @@
+"""The account diff reads moto's backends directly (fast); it must see exactly what the EC2 API
+shows, in a world with several regions, interfaces, groups, volumes and snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from opsflow.engine import observe
+
+SCENARIO = "health-abuse"
+
+
+def normalised(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(items, key=lambda r: (r["type"], r["region"], r["id"]))
+
+
+def test_backends_and_the_api_give_the_same_listing(engine: Any) -> None:
+    regions = engine.regions(SCENARIO)
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    instance = engine.world[SCENARIO]["instances"]["shop-web-2"]
+    ec2.create_tags(Resources=[instance], Tags=[{"Key": "opsflow:probe", "Value": "1"}])
+    ec2.stop_instances(InstanceIds=[instance])
+    volume = ec2.describe_volumes()["Volumes"][0]["VolumeId"]
+    ec2.create_snapshot(VolumeId=volume, TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "opsflow:probe", "Value": "1"}]}])
+
+    by_api = normalised(observe.resources(regions))
+    by_backend = normalised(observe.resources(regions, "123456789012"))
+
+    assert by_backend == by_api
+    assert {r["type"] for r in by_api} == {
+        "ec2:instance", "ec2:security-group", "ec2:volume", "ec2:snapshot"
+    }
+    assert any(len(r.get("interfaces", {})) == 2 for r in by_api)
+
+
+def test_the_recorded_history_is_the_apis(engine: Any) -> None:
+    """The run's history is read from the interpreter's own list (fast); it must be what
+    GetExecutionHistory returns."""
+    from tests.conftest import load_event
+
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+    by_api = engine._history_by_api(execution.execution_arn, 0)
+
+    assert execution.history == by_api
+    assert len(by_api) > 50
