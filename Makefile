@@ -44,12 +44,13 @@ demo: $(STAMP)
 	@echo "== ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted =="
 	$(OPSFLOW) trigger events/ebs-quota-forecast/health-threshold-breach.json --fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation
 
-## make test: build drift, validators, SAM checks, and the test suite.
+## make test: build drift, validators, SAM checks, lint, types, and the test suite.
 test: $(STAMP) $(NODE_STAMP)
 	$(OPSFLOW) build --check
 	$(OPSFLOW) validate
 	$(MAKE) --no-print-directory sam
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2
 
 sam: $(STAMP)

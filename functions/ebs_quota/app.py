@@ -122,7 +122,7 @@ def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     as_of = date.fromisoformat(config["asOf"])
     cloudwatch = aws.client("cloudwatch", region)
     stamp = metric_stamp(as_of, _now())
-    data = []
+    data: list[dict[str, Any]] = []
     for code in config["quotaCodes"]:
         name, dimensions = q.metric(code)
         data.append({"MetricName": name, "Dimensions": dimensions, "Timestamp": stamp,

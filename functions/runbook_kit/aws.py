@@ -36,7 +36,8 @@ def client(service: str, region: str) -> Any:
         if key not in _cache:
             if _session is None:
                 _session = boto3.session.Session()
-            _cache[key] = _session.client(service, region_name=region, config=_CONFIG)
+            # boto3-stubs overloads client() on literal service names only; ours is chosen at run time.
+            _cache[key] = _session.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
         return _cache[key]
 
 

@@ -305,7 +305,7 @@ def _cure_lambda_error_names() -> None:
                 env=env,
                 error_name=m.CustomErrorName(error),
                 event_type=m.HistoryEventType.LambdaFunctionFailed,
-                event_details=m.EventDetails(
+                event_details=m.EventDetails(  # type: ignore[typeddict-item]  # moto types it total; it is always partial
                     lambdaFunctionFailedEventDetails=m.LambdaFunctionFailedEventDetails(
                         error=error, cause=cause
                     )

@@ -61,14 +61,14 @@ def _stop(self: Instance) -> Any:
 def activate(dynamics: Ec2Dynamics) -> None:
     global _active
     _active = dynamics
-    Instance.stop = _stop
+    Instance.stop = _stop  # type: ignore[method-assign]
     dynamics.boundary.before_call.append(dynamics.tick)
 
 
 def deactivate() -> None:
     global _active
     _active = None
-    Instance.stop = _original_stop
+    Instance.stop = _original_stop  # type: ignore[method-assign]
 
 
 class Route53Dynamics:

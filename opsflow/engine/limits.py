@@ -92,7 +92,7 @@ class _Execution:
                 self.env.event_manager,
                 context=self.env.event_history_context,
                 event_type=HistoryEventType.ExecutionTimedOut,
-                event_details=EventDetails(
+                event_details=EventDetails(  # type: ignore[typeddict-item]  # moto types it total; it is always partial
                     executionTimedOutEventDetails=ExecutionTimedOutEventDetails(error=TIMEOUT)
                 ),
             )
@@ -112,7 +112,7 @@ class _Execution:
             self.env.event_manager,
             context=self.env.event_history_context,
             event_type=HistoryEventType.ExecutionFailed,
-            event_details=EventDetails(executionFailedEventDetails=details),
+            event_details=EventDetails(executionFailedEventDetails=details),  # type: ignore[typeddict-item]  # moto types it total; it is always partial
         )
         self.sealed = True
         self.env.set_error(details)
@@ -190,7 +190,8 @@ def _execution_timeout(clock: VirtualClock) -> None:
 
     CommonStateField.eval = eval_state
 
-    wait_interval = wait_function.WaitFunction._wait_interval  # the virtual one (cures)
+    # The virtual one (cures), which takes float seconds; moto's own is typed int.
+    wait_interval: Callable[..., None] = wait_function.WaitFunction._wait_interval
 
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         execution = _execution_of(env)
@@ -376,7 +377,7 @@ def _payload_limit() -> None:
                         env=env,
                         error_name=StatesErrorName(typ=error),
                         event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
+                        event_details=EventDetails(  # type: ignore[typeddict-item]  # moto types it total; it is always partial
                             taskFailedEventDetails=TaskFailedEventDetails(
                                 error=error.to_name(),
                                 cause=f"The state/task '{self.name}' has an input with a size "

@@ -91,7 +91,7 @@ def _from_backends(regions: list[str], account: str) -> list[dict[str, Any]]:
             for i in list(reservation.instances):
                 interfaces = {
                     eni.id: sorted(g.id for g in eni._group_set)
-                    for eni in sorted(i.nics.values(), key=lambda e: e.device_index)
+                    for eni in sorted(i.nics.values(), key=lambda e: e.device_index or 0)
                 }
                 found.append({
                     "type": "ec2:instance", "id": i.id, "region": region,

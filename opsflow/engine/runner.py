@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from opsflow import template as cfn
@@ -48,7 +48,7 @@ LOCAL_PARAMETERS = {
 and subscribe both notification channels so every notice shows."""
 
 REAL_SECONDS_LIMIT = 120.0
-MOCK_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+MOCK_CONFIG: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
 
 class EngineError(RuntimeError):
@@ -277,7 +277,7 @@ class LocalEngine:
         mock_random.seed(SEED)
         # boto3 clients hold no account state, so the Lambda code's cached clients serve every
         # engine of the process (each costs ~25 ms to create).
-        self.fakes = {
+        self.fakes: dict[str, Any] = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
         }
@@ -500,7 +500,7 @@ class LocalEngine:
         """A template alarm in moto (stored, never evaluated: see :mod:`opsflow.engine.alarms`),
         starting OK as a healthy service's alarm is."""
         cloudwatch = self.client("cloudwatch")
-        spec = {
+        spec: dict[str, Any] = {
             key: props[key]
             for key in ("AlarmName", "AlarmDescription", "ComparisonOperator",
                         "ThresholdMetricId", "TreatMissingData", "Metrics")
@@ -554,7 +554,7 @@ class LocalEngine:
         return [
             rule
             for rule in self.rules
-            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event)
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(cast(Any, event))
         ]
 
     def run(
@@ -677,13 +677,15 @@ class LocalEngine:
 
         sns = self.client("sns")
         for rule, target in self.alert_rules:
-            if EventPattern.load(json.dumps(rule.pattern)).matches_event(event):
+            if EventPattern.load(json.dumps(rule.pattern)).matches_event(cast(Any, event)):
                 sns.publish(TopicArn=target["arn"], Message=_transform(target.get("transformer"), event))
 
     def _start_as(self, rule: Rule) -> None:
         """EventBridge starts the target as the rule's role: a role that may not do so means
         the event is never delivered (on AWS it goes to the rule's dead-letter queue)."""
         sfn = self.client("stepfunctions")
+        if rule.role is None:
+            raise NotDelivered(f"rule {rule.name} has no role to start its target")
         denial = self.authorizer.authorize(
             rule.role, sfn, "StartExecution", {"stateMachineArn": rule.state_machine_arn}, REGION
         )

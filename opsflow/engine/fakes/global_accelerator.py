@@ -32,11 +32,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import botocore.session
 from botocore.exceptions import EndpointConnectionError
-from botocore.model import ServiceModel, Shape
+from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from opsflow.engine.clock import VirtualClock
@@ -143,14 +143,14 @@ def _constraint_errors(value: Any, shape: Shape, path: str) -> list[str]:
     maximum = shape.metadata.get("max")
     errors: list[str] = []
     if kind == "structure":
-        for name, member in shape.members.items():
+        for name, member in cast(StructureShape, shape).members.items():
             if name in value:
                 errors += _constraint_errors(value[name], member, f"{path}.{name}".lstrip("."))
     elif kind == "list":
         if maximum is not None and len(value) > maximum:
             errors.append(f"{path} has {len(value)} items; at most {maximum} are allowed")
         for index, item in enumerate(value):
-            errors += _constraint_errors(item, shape.member, f"{path}[{index}]")
+            errors += _constraint_errors(item, cast(ListShape, shape).member, f"{path}[{index}]")
     elif kind == "string":
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:

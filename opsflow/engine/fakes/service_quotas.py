@@ -450,6 +450,8 @@ class ServiceQuotasFake:
 
     def _validate(self, operation: str, params: dict[str, Any]) -> None:
         shape = service_model().operation_model(operation).input_shape
+        if shape is None:
+            return
         report = ParamValidator().validate(params, shape)
         if report.has_errors():
             raise _error(

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from opsflow.engine.iam import catalog, policy, resources
+from opsflow.engine.iam.policy import Request
 from opsflow.engine.stack import Principal
 
 DENIED_CODES = {
@@ -44,7 +45,7 @@ class Call:
     policy: str | None
     statement: str | None
     implicit: bool
-    request: policy.Request
+    request: Request  # not policy.Request: the field above shadows the module here
 
 
 @dataclass

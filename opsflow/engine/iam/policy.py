@@ -56,8 +56,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import functools
+import ipaddress
 import json
 import operator
 import re

@@ -158,7 +158,7 @@ class Account:
 
         backend = secretsmanager_backends[self.account][region]
         try:
-            return str(backend.describe_secret(secret_id)["ARN"])
+            return str(backend.describe_secret(secret_id).arn)
         except Exception:
             return None
 
@@ -216,15 +216,15 @@ def _ec2(
         tagging = catalog.action("ec2", "CreateTags")
         tag_targets = []
         for kind, tags in created.items():
-            rtype = tagging.resource_type(kind)
-            if rtype is not None:
-                tag_targets.append(Target(kind, fill(rtype.arn, region, account, "*"), None, tag_keys(tags)))
+            tag_type = tagging.resource_type(kind)
+            if tag_type is not None:
+                tag_targets.append(Target(kind, fill(tag_type.arn, region, account, "*"), None, tag_keys(tags)))
         if tag_targets:
             authorizations.append(
                 Authorization("ec2:CreateTags", tag_targets, {"ec2:CreateAction": operation}, True)
             )
     if operation in ("StartInstances", "CreateSnapshots", "CreateSnapshot"):
-        keys = set()
+        key_arns: set[str] = set()
         for target in targets:
             if target.type == "instance":
                 for volume in world.instance_volumes(region, target.arn.rsplit("/", 1)[-1]):
@@ -232,8 +232,8 @@ def _ec2(
                     if backend_volume.encrypted:
                         found = world.customer_key(region, backend_volume.kms_key_id)
                         if found:
-                            keys.add(found)
-        for key_arn in sorted(keys):
+                            key_arns.add(found)
+        for key_arn in sorted(key_arns):
             for name in EBS_ENCRYPTION_ACTIONS:
                 authorizations.append(
                     Authorization(
@@ -346,7 +346,9 @@ def authorizations(
         if prefix == "sns" and operation == "Publish":
             for target in targets:
                 key = world.topic_key(region, target.arn)
-                for name in SNS_ENCRYPTION_ACTIONS if key else ():
+                if not key:
+                    continue
+                for name in SNS_ENCRYPTION_ACTIONS:
                     found.append(Authorization(name, [Target("key", key)],
                                                _via("sns", region, world.account), True))
     found[0].keys.update(_service_keys(prefix, operation, params))
