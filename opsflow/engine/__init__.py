@@ -10,3 +10,7 @@ from pathlib import Path
 _FUNCTIONS = str(Path(__file__).resolve().parents[2] / "functions")
 if _FUNCTIONS not in sys.path:
     sys.path.insert(0, _FUNCTIONS)
+
+from opsflow.engine import models as _models  # noqa: E402
+
+_models.install()
