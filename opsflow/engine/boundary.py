@@ -165,8 +165,8 @@ class bypass:
 
     def __exit__(self, *exc: Any) -> None:
         _local.bypass = False
-_original = botocore.client.BaseClient._make_api_call
-_original_get_response = botocore.endpoint.Endpoint._get_response
+_original = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+_original_get_response = botocore.endpoint.Endpoint._get_response  # type: ignore[attr-defined]
 _patch_lock = threading.Lock()
 
 
@@ -340,13 +340,13 @@ def activate(boundary: Boundary) -> None:
     global _active
     with _patch_lock:
         _active = boundary
-        botocore.client.BaseClient._make_api_call = _make_api_call
-        botocore.endpoint.Endpoint._get_response = _get_response
+        botocore.client.BaseClient._make_api_call = _make_api_call  # type: ignore[attr-defined]
+        botocore.endpoint.Endpoint._get_response = _get_response  # type: ignore[attr-defined]
 
 
 def deactivate() -> None:
     global _active
     with _patch_lock:
         _active = None
-        botocore.client.BaseClient._make_api_call = _original
-        botocore.endpoint.Endpoint._get_response = _original_get_response
+        botocore.client.BaseClient._make_api_call = _original  # type: ignore[attr-defined]
+        botocore.endpoint.Endpoint._get_response = _original_get_response  # type: ignore[attr-defined]

@@ -45,7 +45,7 @@ def install() -> None:
     with _lock:
         if _installed:
             return
-        original = botocore.loaders.JSONFileLoader._load_file
+        original = botocore.loaders.JSONFileLoader._load_file  # type: ignore[attr-defined]
 
         def _load_file(self: Any, full_path: str, open_method: Any) -> Any:
             try:
@@ -79,5 +79,5 @@ def install() -> None:
                 pass  # a read-only checkout still works, only slower
             return data
 
-        botocore.loaders.JSONFileLoader._load_file = _load_file  # type: ignore[method-assign]
+        botocore.loaders.JSONFileLoader._load_file = _load_file  # type: ignore[attr-defined]
         _installed = True

@@ -868,7 +868,7 @@ class LocalEngine:
             execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(
                 execution_arn=arn
             )
-            env = execution.exec_worker.env
+            env = execution.exec_worker.env  # type: ignore[attr-defined]
         except Exception:  # not the interpreter's execution: ask the API
             return None
         if env is None or str(execution.status) == "RUNNING":
