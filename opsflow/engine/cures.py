@@ -410,6 +410,33 @@ def _cure_security_group_races() -> None:
     _make_atomic("ec2.security-groups", SecurityGroupBackend, "create_security_group")
 
 
+def _fast_tags_by_id() -> None:
+    """Speed, not a defect: moto answers ``describe_tags`` (behind every instance, volume and
+    group it serialises) by matching a regex against every tag of the account, so describing N
+    instances costs N times all tags. A filter on exact resource IDs alone is answered from the
+    per-resource tag table, in the same order moto would give."""
+    from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, TagBackend, get_prefix
+
+    original = TagBackend.describe_tags
+
+    def describe_tags(self: Any, filters: dict[str, list[str]] | None = None) -> Any:
+        ids = (filters or {}).get("resource-id")
+        if not filters or set(filters) != {"resource-id"} or not ids or any(
+            "*" in i or "?" in i or "\\" in i for i in ids
+        ):
+            return original(self, filters)
+        wanted = set(ids)
+        order = ids if len(ids) == 1 else [r for r in list(self.tags) if r in wanted]
+        return [
+            {"resource_id": rid, "key": key, "value": value,
+             "resource_type": EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")}
+            for rid in order
+            for key, value in list(self.tags.get(rid, {}).items())
+        ]
+
+    TagBackend.describe_tags = describe_tags
+
+
 def _cure_tag_races() -> None:
     """EC2 tags: ``describe_tags`` (also behind every DescribeInstances, DescribeVolumes, tag
     filter, …) iterates each resource's live tag dict, so a concurrent ``CreateTags`` on any
@@ -554,6 +581,7 @@ def install() -> VirtualClock:
             _cache_json_paths()
             _cure_task_failure_cause()
             _cure_security_group_races()
+            _fast_tags_by_id()
             _cure_tag_races()
             _cure_dynamodb_write_races()
             _cure_ssm_parameter_races()

@@ -788,3 +788,20 @@ def test_a_closed_task_token_is_refused_with_task_timed_out(aws: None) -> None:
         time.sleep(0.01)
     with pytest.raises(sfn.exceptions.TaskTimedOut):
         sfn.send_task_success(taskToken=token, output="{}")
+
+
+def test_tags_by_resource_id_are_what_moto_would_list(aws: None) -> None:
+    """The fast answer for exact resource IDs gives moto's own answer, in its order."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    volumes = [ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)["VolumeId"] for _ in range(3)]
+    for index, volume in enumerate(volumes):
+        ec2.create_tags(Resources=[volume], Tags=[{"Key": f"k{j}", "Value": str(index)} for j in range(3)])
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends["123456789012"][REGION]
+    for ids in ([volumes[1]], [volumes[2], volumes[0]]):
+        fast = backend.describe_tags(filters={"resource-id": ids})
+        # A trailing wildcard takes moto's own path, and matches only these (IDs have one length).
+        slow = backend.describe_tags(filters={"resource-id": [f"{v}*" for v in ids]})
+        assert fast == slow
+        assert {t["resource_id"] for t in fast} == set(ids) and len(fast) == 3 * len(ids)

@@ -936,3 +936,23 @@ def test_malformed_documents_at_policy_level() -> None:
         with pytest.raises(PolicyError, match=message):
             evaluate([("bad", document)], Request("s3:GetObject", "*"))
     assert issubclass(PolicyError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("glob", "text"),
+    [
+        ("arn:aws:ec2:*:123456789012:instance/*", "arn:aws:ec2:us-east-1:123456789012:instance/i-1"),
+        ("arn:aws:ec2:*:123456789012:instance/*", "arn:aws:ec2:us-east-1:999:instance/i-1"),
+        ("arn:aws:s3:::bucket/a?c*", "arn:aws:s3:::bucket/abc/x:y"),
+        ("arn:aws:s3:::bucket/a?c*", "arn:aws:s3:::bucket/ac"),
+        ("arn:aws:*:*:*:*", "arn:aws:ec2:us-east-1:1:instance/i-1"),
+        ("arn:aws:ec2:us-?ast-1:*", "arn:aws:ec2:us-east-1:1:x"),
+        ("*", "anything:at:all"),
+    ],
+)
+def test_the_compiled_glob_matches_as_the_walk_does(glob: str, text: str) -> None:
+    from opsflow.engine.iam import policy
+
+    tokens = tuple((ch, ch in "*?") for ch in glob)
+    for pattern in (policy._resource_glob(tokens), policy._glob(tokens)):
+        assert policy._matches(pattern, text) == policy._walk(pattern, text)
