@@ -22,6 +22,9 @@ class Scenario:
     sample_event: str
     """The event ``opsflow run SCENARIO`` uses when none is given."""
     definition: Callable[[], dict[str, Any]]
+    settings: dict[str, str]
+    """The workflow's ``SETTINGS``: each setting its detect task passes → the ``${Placeholder}``
+    the template fills (``opsflow build`` derives ``functions/runbook_kit/parameters.py`` from it)."""
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -37,6 +40,7 @@ SCENARIOS: dict[str, Scenario] = {
             rollback="restore each touched instance's recorded before-state, or hold; escalate",
             sample_event="events/health-abuse/dos-report-arn.json",
             definition=health_abuse.definition,
+            settings=health_abuse.SETTINGS,
         ),
         Scenario(
             id=region_failover.SCENARIO,
@@ -50,6 +54,7 @@ SCENARIOS: dict[str, Scenario] = {
             rollback="restore the recorded weights/dials, then escalate",
             sample_event="events/region-failover/alarm-primary.json",
             definition=region_failover.definition,
+            settings=region_failover.SETTINGS,
         ),
         Scenario(
             id=ebs_quota_forecast.SCENARIO,
@@ -61,6 +66,7 @@ SCENARIOS: dict[str, Scenario] = {
             rollback="nothing can be withdrawn: escalate with the exact requests",
             sample_event="events/ebs-quota-forecast/daily-schedule.json",
             definition=ebs_quota_forecast.definition,
+            settings=ebs_quota_forecast.SETTINGS,
         ),
     ]
 }

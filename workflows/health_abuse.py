@@ -2,13 +2,20 @@
 
 Detect parses the event and inspects every reported instance (in its own region, or in each
 configured region when the event says ``global``); the skeleton then applies the shared guards.
-Act runs per instance with bounded concurrency: record the before-state in tags and isolate every
-network interface, optionally snapshot the volumes, stop. Every instance's iteration ends, even a
-failing one, before the run goes on (so a rollback never races an isolation still in flight).
-Verify polls until every instance is stopped and isolated. Rollback restores each touched
-instance from its tags, or holds them (``RollbackMode=hold``) and escalates; either way the
-cause is built from each instance's final state compared with its before-state, and a rollback
-that fails or leaves anything changed escalates naming every instance left changed.
+Act runs per batch of instances (``plan.BATCH_SIZE`` of them, with EC2's multi-resource calls)
+with bounded concurrency: record the before-state in tags and isolate every network interface,
+optionally snapshot the volumes, stop. Every batch's iteration ends, even a failing one, before
+the run goes on (so a rollback never races an isolation still in flight). Verify polls until
+every instance is stopped and isolated. Rollback restores each touched instance from its tags,
+or holds them (``RollbackMode=hold``) and escalates; either way the cause is built from each
+instance's final state compared with its before-state, and a rollback that fails or leaves
+anything changed escalates naming the instances left changed.
+
+Step Functions holds a state's data to 256 KiB, so the state stays small: the parse replaces the
+event with the plan (the event is the execution's input, in its history), the plan carries the
+targets as batches of IDs, each Map keeps only its iterations' ``result`` and failures, and the
+verify and rollback functions read the account, not the Map results. An event whose plan cannot
+fit is refused at the first task (``Runbook.InvalidEvent``, naming the limit).
 
 Instances may be in any region, and Step Functions' AWS SDK integrations call their own region
 only, so the EC2 work runs in small Lambda functions that take the region as input.
@@ -24,6 +31,8 @@ from workflows import runbook, sdk
 
 SCENARIO = "health-abuse"
 MAX_CONCURRENCY = 5
+"""Batches in flight at once (each a few EC2 calls per instance): with at most
+``ceil(MaxInstances / BATCH_SIZE)`` batches, the act takes a few rounds of function calls."""
 
 SETTINGS = {
     "dryRun": "${DryRun}",
@@ -40,18 +49,24 @@ SETTINGS = {
 }
 
 
-def _per_instance() -> dict[str, Any]:
+def _per_batch() -> dict[str, Any]:
+    """What each Map iteration starts with; its tasks leave what they report at ``$.result``."""
     return {
-        "instance.$": "$$.Map.Item.Value",
+        "batch.$": "$$.Map.Item.Value",
         "settings.$": "$.plan.settings",
         "dryRun.$": "$.plan.dryRun",
         "execution.$": "$$.Execution.Name",
+        "result": {},
     }
 
 
-def _failed_item() -> dict[str, Any]:
-    """What a failed iteration keeps beside its error: which instance it was."""
-    return {"instanceId.$": "$.instance.instanceId", "region.$": "$.instance.region"}
+def _batch_task(name: str, function: str, result: str | None, dry_run: bool = True) -> sdk.Task:
+    payload = {"batch.$": "$.batch", "settings.$": "$.settings", "execution.$": "$.execution"}
+    if dry_run:
+        payload["dryRun.$"] = "$.dryRun"
+    return runbook.lambda_task(
+        name, function, payload, result_path=f"$.result.{result}" if result else "$.result"
+    )
 
 
 def _busy_retry() -> sdk.Retry:
@@ -59,12 +74,14 @@ def _busy_retry() -> sdk.Retry:
 
 
 def phases() -> runbook.Phases:
-    # Detect.
+    # Detect. The plan replaces the event in the state (ResultPath "$"): the event stays the
+    # execution's input, and the states carry only what the plan keeps of it.
     parse = runbook.lambda_task(
         "Detect: Parse Health event",
         "ParseHealthEventFunction",
         {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
-        result_path="$.plan",
+        result_path="$",
+        result_selector={"plan.$": "$"},
     )
     inspect = runbook.lambda_task(
         "Detect: Inspect reported instances",
@@ -74,25 +91,10 @@ def phases() -> runbook.Phases:
     )
     parse.next(inspect)
 
-    # Act, per instance.
-    isolate = runbook.lambda_task(
-        "Act: Record and isolate", "IsolateInstanceFunction", {
-            "instance.$": "$.instance", "settings.$": "$.settings",
-            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
-        }, result_path="$.isolation",
-    )
-    snapshot = runbook.lambda_task(
-        "Act: Snapshot volumes", "SnapshotVolumesFunction", {
-            "instance.$": "$.instance", "settings.$": "$.settings",
-            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
-        }, result_path="$.snapshot",
-    )
-    stop = runbook.lambda_task(
-        "Act: Stop instance", "StopInstanceFunction", {
-            "instance.$": "$.instance", "settings.$": "$.settings",
-            "dryRun.$": "$.dryRun", "execution.$": "$.execution",
-        }, result_path="$.stop",
-    )
+    # Act, per batch.
+    isolate = _batch_task("Act: Record and isolate", "IsolateInstanceFunction", "isolation")
+    snapshot = _batch_task("Act: Snapshot volumes", "SnapshotVolumesFunction", "snapshot")
+    stop = _batch_task("Act: Stop instances", "StopInstanceFunction", "stop")
     want_snapshot = sdk.Choice("Act: Forensic snapshot?")
     want_snapshot.add_choice(ChoiceRule.BooleanEquals("$.settings.forensicSnapshot", True), snapshot)
     want_snapshot.default_choice(stop)
@@ -100,20 +102,20 @@ def phases() -> runbook.Phases:
     snapshot.next(stop)
     quarantine = sdk.Map(
         "Act: Quarantine instances",
-        items_path="$.plan.targets",
-        item_selector=_per_instance(),
+        items_path="$.plan.batches",
+        item_selector=_per_batch(),
         max_concurrency=MAX_CONCURRENCY,
         result_path="$.act",
     )
     quarantine.attach_iterator(isolate)
     quarantined = runbook.settle_each_item(
         quarantine,
-        keep="Act: Keep instance failure",
-        item=_failed_item(),
-        collect="Act: Collect failures",
-        question="Act: Every instance done?",
+        keep="Act: Keep batch failure",
+        item={},
+        collect=None,
+        question="Act: Every batch done?",
         read="Act: Read first failure",
-        failures_path="$.actFailures",
+        failures_path=None,
         error_path="$.error",
     )
 
@@ -132,28 +134,26 @@ def phases() -> runbook.Phases:
 
     # Rollback.
     restore_or_hold = sdk.Choice("Rollback: Restore or hold?")
-    restore = runbook.lambda_task(
-        "Rollback: Restore instance", "RestoreInstanceFunction",
-        {"instance.$": "$.instance", "settings.$": "$.settings", "execution.$": "$.execution"},
-        result_path=None,
+    restore = _batch_task(
+        "Rollback: Restore batch", "RestoreInstanceFunction", None, dry_run=False
     )
     restore.add_retry(_busy_retry())
     restore_all = sdk.Map(
         "Rollback: Restore instances",
-        items_path="$.plan.targets",
-        item_selector=_per_instance(),
+        items_path="$.plan.batches",
+        item_selector=_per_batch(),
         max_concurrency=MAX_CONCURRENCY,
         result_path="$.restore",
     )
     restore_all.attach_iterator(restore)
     restored = runbook.settle_each_item(
         restore_all,
-        keep="Rollback: Keep instance failure",
-        item=_failed_item(),
-        collect="Rollback: Collect failures",
+        keep="Rollback: Keep batch failure",
+        item={},
+        collect=None,
         question="Rollback: Every restore done?",
         read="Rollback: Read first failure",
-        failures_path="$.restoreFailures",
+        failures_path=None,
         error_path="$.rollbackError",
     )
     summarise = runbook.lambda_task(

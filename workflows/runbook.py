@@ -17,8 +17,11 @@ them into one state machine with the parts every runbook shares:
 
 Data contract between phases: the execution's input (the event, whatever JSON it is) is kept at
 ``$.event`` by the first state, so a task can always add its result next to it and a Catch can
-always record an error (neither can be applied to an input that is not an object). The detect
-chain leaves ``$.plan`` with ``scenario``, ``dryRun``,
+always record an error (neither can be applied to an input that is not an object). A scenario
+whose events may be large replaces the state with ``{"plan": ...}`` in its first task
+(ResultPath ``$``): the event stays the execution's input, and no later state carries it (Step
+Functions holds a state's data to 256 KiB). The detect chain leaves ``$.plan`` with
+``scenario``, ``dryRun``,
 ``actionable``, optionally ``dedupeKey`` and ``escalate``, and ``notices`` — a map of notice
 objects ``{"subject", "message"}`` where ``message`` is an SNS JSON message structure
 (``default``, ``sms``, ``email``). Every notification the skeleton sends reads one of them.
@@ -89,8 +92,10 @@ def lambda_task(
     result_path: str | None,
     comment: str | None = None,
     output_path: str | None = None,
+    result_selector: dict[str, Any] | None = None,
 ) -> sdk.Task:
-    """A Lambda task whose result is the function's own return value.
+    """A Lambda task whose result is the function's own return value (reshaped by
+    ``result_selector`` when given).
 
     ``function`` is the template's logical ID; the ASL names it as ``${<LogicalId>Arn}``.
     """
@@ -103,6 +108,8 @@ def lambda_task(
     )
     if output_path is not None:
         task.fields["output_path"] = output_path
+    if result_selector is not None:
+        task.fields["result_selector"] = result_selector
     for retry in standard_retries():
         task.add_retry(retry)
     return task
@@ -322,7 +329,8 @@ def _continue(state: Any, then: Any) -> None:
 class Settled:
     """A Map whose iterations never fail (see :func:`settle_each_item`)."""
 
-    collect: sdk.Pass
+    collect: sdk.Pass | None
+    """Gathers the failures at ``failures_path`` (None when the Map's ResultSelector does)."""
     done: sdk.Choice
     """Every item succeeded? Its default is the way on; a failure goes to ``first_failure``."""
     first_failure: sdk.Pass
@@ -330,14 +338,20 @@ class Settled:
     the chosen error path; ``.next()`` it to where failures go."""
 
 
+RESULTS_SELECTOR = {"results.$": "$[*].result", "failures.$": "$[*].failure"}
+"""A settled Map's result when it selects (``failures_path=None``): what each iteration left at
+``$.result``, and each failed iteration's failure. Nothing else of an iteration's state (its
+input, repeated in every iteration) is kept."""
+
+
 def settle_each_item(
     map_state: sdk.Map,
     keep: str,
     item: dict[str, Any],
-    collect: str,
+    collect: str | None,
     question: str,
     read: str,
-    failures_path: str,
+    failures_path: str | None,
     error_path: str,
 ) -> Settled:
     """Make every iteration of ``map_state`` end, even a failing one, before the run goes on.
@@ -346,13 +360,20 @@ def settle_each_item(
     iterations' calls are still in flight; whatever runs next (a rollback, a report) would race
     them. Here every Task of the iterator catches its own failure into ``keep`` (a Pass that
     records ``item`` and the error at ``$.failure``), so the Map ends only when every iteration
-    has; then ``collect`` gathers the failures at ``failures_path`` and ``question`` sends the run
-    on (default) or, if any item failed, to ``read``, which puts the first failure at
-    ``error_path``. The Map's ResultPath must be set (its items are read back).
+    has; then ``question`` sends the run on (default) or, if any item failed, to ``read``, which
+    puts the first failure at ``error_path``. The Map's ResultPath must be set.
+
+    With ``failures_path``, the Map's result is every iteration's output, and ``collect`` (a
+    Pass) gathers the failures there. Without (``failures_path=None``, ``collect=None``), the
+    Map selects its result (:data:`RESULTS_SELECTOR`): each iteration reports at ``$.result``,
+    and the result is ``{"results": [...], "failures": [...]}``, so an iteration's input is
+    never copied into the state (a Map over many items stays small).
     """
     results = map_state.fields.get("result_path")
     if not results:
         raise ValueError(f"{map_state.state_id}: settle_each_item needs the Map's ResultPath")
+    if (failures_path is None) != (collect is None):
+        raise ValueError(f"{map_state.state_id}: give both collect and failures_path, or neither")
     kept = sdk.Pass(
         keep,
         parameters={**item, "Error.$": "$.failure.Error", "Cause.$": "$.failure.Cause"},
@@ -362,11 +383,19 @@ def settle_each_item(
         state.add_catch(
             sdk.Catch(error_equals=["States.ALL"], next_step=kept, result_path="$.failure")
         )
-    gather = sdk.Pass(collect, input_path=f"{results}[*].failure", result_path=failures_path)
     done = sdk.Choice(question)
+    gather = None
+    if failures_path is None:
+        map_state.fields["result_selector"] = dict(RESULTS_SELECTOR)
+        failures_path = f"{results}.failures"
+        map_state.next(done)
+    else:
+        gather = sdk.Pass(
+            str(collect), input_path=f"{results}[*].failure", result_path=failures_path
+        )
+        map_state.next(gather)
+        gather.next(done)
     first = sdk.Pass(read, input_path=f"{failures_path}[0]", result_path=error_path)
-    map_state.next(gather)
-    gather.next(done)
     done.add_choice(ChoiceRule.IsPresent(f"{failures_path}[0]", True), first)
     return Settled(collect=gather, done=done, first_failure=first)
 

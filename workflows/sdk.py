@@ -1,9 +1,10 @@
 """Small extensions of ``stepfunctions.steps`` for ASL fields the SDK predates.
 
-The SDK (``stepfunctions-asl`` 2.3.0) lacks ``ResultSelector``, ``ItemSelector``/``ItemProcessor``,
-Retry ``MaxDelaySeconds``/``JitterStrategy`` and Fail ``ErrorPath``/``CausePath``. Each extension
-subclasses the SDK's class, adds the field names to the allowed set and, where the shape differs,
-overrides ``to_dict``; nothing in the SDK is patched.
+The SDK (``stepfunctions-asl`` 2.3.0) lacks ``ResultSelector`` (on Task and Map),
+``ItemSelector``/``ItemProcessor``, Retry ``MaxDelaySeconds``/``JitterStrategy`` and Fail
+``ErrorPath``/``CausePath``. Each extension subclasses the SDK's class, adds the field names to
+the allowed set and, where the shape differs, overrides ``to_dict``; nothing in the SDK is
+patched.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Fail(states.Fail):
 
 
 class Map(states.Map):
-    """Map written with the current field names: ``ItemProcessor`` (INLINE) and ``ItemSelector``.
+    """Map written with the current field names: ``ItemProcessor`` (INLINE) and ``ItemSelector``,
+    and with ``ResultSelector``.
 
     The SDK writes the deprecated ``Iterator``/``Parameters`` pair; AWS accepts both, the console
     and the validators prefer these.
@@ -59,7 +61,12 @@ class Map(states.Map):
 
     def allowed_fields(self) -> list[Any]:
         fields = [f for f in super().allowed_fields() if f is not Field.Parameters]
-        return [*fields, ExtraField.ItemSelector, ExtraField.ToleratedFailurePercentage]
+        return [
+            *fields,
+            ExtraField.ItemSelector,
+            ExtraField.ResultSelector,
+            ExtraField.ToleratedFailurePercentage,
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         result = super().to_dict()

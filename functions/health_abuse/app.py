@@ -13,7 +13,6 @@ from health_abuse import quarantine
 from runbook_kit import aws
 from runbook_kit.accounts import home_account
 from runbook_kit.errors import require
-from runbook_kit.notices import notice
 
 logger = Logger(service="opsflow-health-abuse")
 
@@ -31,38 +30,45 @@ def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         payload["event"], payload["settings"], execution, home_account(execution, context)
     )
     logger.info(
-        "parsed", extra={"reported": result["reported"], "ignored": result.get("ignoredBecause")}
+        "parsed",
+        extra={"reported": result["counts"]["reported"], "ignored": result.get("ignoredBecause")},
     )
     return result
 
 
 @logger.inject_lambda_context
 def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``{"plan": ...}`` → the plan with targets, skipped instances, guards and notices."""
+    """``{"plan": ...}`` → the plan with its batches of targets, skipped instances, guards and
+    notices."""
     require(payload, "plan")
     plan = payload["plan"]
-    regions = plan["settings"]["regions"]
-    searched = {
-        item["instanceId"]: [item["region"]] if item.get("region") else list(regions)
-        for item in plan["reported"]
-    }
+    searched = planning.searched_regions(plan)
     found = quarantine.find_instances(_ec2, searched)
     result = planning.classify(plan, found, searched)
-    logger.info("classified", extra={"targets": result["targets"], "skipped": result["skipped"]})
+    logger.info(
+        "classified",
+        extra={"targets": result["targetCount"], "skipped": result["counts"]["skipped"],
+               "escalate": "escalate" in result},
+    )
     return result
 
 
-def _item(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    require(payload, "instance", "settings")
-    return payload["instance"], payload["settings"]
+def _item(payload: dict[str, Any]) -> tuple[quarantine.Batch, dict[str, Any]]:
+    """A Map iteration's ``batch`` (or one ``instance``, invoked by hand) and its settings."""
+    require(payload, "settings")
+    if "instance" not in payload:
+        require(payload, "batch")
+    return quarantine.batch_of(payload), payload["settings"]
 
 
 @logger.inject_lambda_context
 def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    target, config = _item(payload)
+    """``{"batch": {region: [instance IDs]}, "settings", "dryRun", "execution"}`` → what was
+    recorded and moved (or checked), counted."""
+    batch, config = _item(payload)
     return quarantine.isolate(
         _ec2,
-        target,
+        batch,
         config["isolationGroupName"],
         payload.get("execution", "opsflow"),
         bool(payload.get("dryRun", True)),
@@ -71,16 +77,16 @@ def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context
 def snapshot_volumes(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    target, _ = _item(payload)
+    batch, _ = _item(payload)
     return quarantine.snapshot(
-        _ec2, target, payload.get("execution", "opsflow"), bool(payload.get("dryRun", True))
+        _ec2, batch, payload.get("execution", "opsflow"), bool(payload.get("dryRun", True))
     )
 
 
 @logger.inject_lambda_context
 def stop_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    target, _ = _item(payload)
-    return quarantine.stop(_ec2, target, bool(payload.get("dryRun", True)))
+    batch, _ = _item(payload)
+    return quarantine.stop(_ec2, batch, bool(payload.get("dryRun", True)))
 
 
 @logger.inject_lambda_context
@@ -88,34 +94,16 @@ def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
     require(payload, "plan", "attempt")
     plan = payload["plan"]
-    states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
-    converged = all(item["quarantined"] for item in states)
-    done = sum(1 for item in states if item["quarantined"])
-    summary = f"{done} of {len(states)} instance(s) stopped and isolated"
-    code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
-    lines = "\n".join(f"  - {planning.state_line(item)}" for item in states)
-    return {
-        "attempt": int(payload["attempt"]) + 1,
-        "maxPolls": plan["settings"]["maxPolls"],
-        "converged": converged,
-        "instances": states,
-        "summary": summary,
-        "notice": notice(
-            f"opsflow: abuse report {code}: {done} instance(s) quarantined and verified",
-            f"AWS abuse {code}: quarantine verified for {done}: "
-            + ", ".join(item["instanceId"] for item in states[:3]),
-            f"Quarantine verified: {summary}.\n\n{lines}\n\n"
-            "Each instance's before-state is recorded in its tags "
-            f"({planning.BEFORE_STATE}, {planning.BEFORE_GROUPS} on each interface). Investigate, "
-            "then terminate, or restore by hand.",
-        ),
-    }
+    states = quarantine.inspect(
+        _ec2, planning.targets_of(plan), plan["settings"]["isolationGroupName"]
+    )
+    return planning.verified(plan, states, int(payload["attempt"]))
 
 
 @logger.inject_lambda_context
 def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    target, _ = _item(payload)
-    return quarantine.restore(_ec2, target, payload.get("execution", ""))
+    batch, _ = _item(payload)
+    return quarantine.restore(_ec2, batch, payload.get("execution", ""))
 
 
 @logger.inject_lambda_context
@@ -124,7 +112,9 @@ def summarise_rollback(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     account's final state compared with each instance's before-state (never assumed)."""
     require(payload, "plan", "mode")
     plan = payload["plan"]
-    states = quarantine.inspect(_ec2, plan["targets"], plan["settings"]["isolationGroupName"])
+    states = quarantine.inspect(
+        _ec2, planning.targets_of(plan), plan["settings"]["isolationGroupName"]
+    )
     return planning.rollback_summary(
         plan, states, payload.get("error"), payload["mode"], payload.get("rollbackError")
     )

@@ -1,13 +1,17 @@
 """The EC2 side of a quarantine: look, record, isolate, snapshot, stop, check, restore.
 
 Every function takes ``ec2_for(region) -> EC2 client`` so tests and the local engine supply
-their own. The before-state is recorded on the resources themselves (tags), so a rollback
-works from what the account says, even after a partial failure in another Map iteration.
-Each step is idempotent: a retried call never overwrites the recorded before-state.
+their own. The act and restore functions take a *batch* (region → instance IDs, at most
+``plan.BATCH_SIZE`` of them) and use EC2's multi-resource calls where it has them. The
+before-state is recorded on the resources themselves (tags), so a rollback works from what the
+account says, even after a partial failure in another Map iteration. Each step is idempotent: a
+retried call never overwrites the recorded before-state. A failure names the instance (or the
+call and region) it happened on.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,13 +22,24 @@ from health_abuse.plan import (
     ISOLATION_ROLE,
     ISOLATION_ROLE_TAG,
     QUARANTINED_BY,
-    interfaces_of,
+    groups_by_interface,
     tags_of,
 )
-from runbook_kit.errors import ResourceNotFound, RunbookError, call, error_code, translate
+from runbook_kit.errors import (
+    InvalidEvent,
+    ResourceNotFound,
+    RunbookError,
+    call,
+    error_code,
+    translate,
+)
 
 Ec2For = Callable[[str], Any]
+Batch = dict[str, list[str]]
+"""Region → instance IDs: one iteration of the act or restore Map."""
 UNCHECKED_WITHOUT_GROUP = "not checked: the isolation group does not exist yet"
+FILTER_VALUES = 200
+"""Values per EC2 filter in one Describe call."""
 
 
 class InstanceBusy(RunbookError):
@@ -40,6 +55,75 @@ def _dry(what: str, fn: Callable[..., Any], **kwargs: Any) -> str:
             return "ok"
         raise translate(error, f"{what} (dry run)") from error
     return "ok"
+
+
+def _chunks(items: list[str], size: int = FILTER_VALUES) -> list[list[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def batch_of(payload: dict[str, Any]) -> Batch:
+    """The batch a task was given: ``batch`` (region → IDs), or one ``instance``
+    (``{"instanceId", "region"}``, as a person invoking the function by hand gives it)."""
+    if "batch" in payload:
+        batch = payload["batch"]
+        if not isinstance(batch, dict) or not all(
+            isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+            for ids in batch.values()
+        ):
+            raise InvalidEvent("batch must map each region to a list of instance IDs")
+        return {str(region): list(ids) for region, ids in batch.items()}
+    instance = payload["instance"]
+    if not isinstance(instance, dict) or not {"instanceId", "region"} <= set(instance):
+        raise InvalidEvent("instance must be an object with instanceId and region")
+    return {str(instance["region"]): [str(instance["instanceId"])]}
+
+
+def _each_region(batch: Batch, work: Callable[[str, list[str]], None]) -> None:
+    """``work(region, ids)`` for every region of the batch. A failure in one region does not
+    keep the others from being done (as separate Map iterations would not): the first one is
+    raised once every region has been tried."""
+    first: RunbookError | None = None
+    for region, ids in batch.items():
+        try:
+            work(region, ids)
+        except RunbookError as error:
+            first = first or error
+    if first is not None:
+        raise first
+
+
+def _described(ec2_for: Ec2For, region: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    found = find_instances(ec2_for, {instance_id: [region] for instance_id in ids})
+    missing = [instance_id for instance_id in ids if instance_id not in found]
+    if missing:
+        raise ResourceNotFound(
+            f"instance(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
+            f"not found in {region}"
+        )
+    return found
+
+
+def _recorded(ec2: Any, resource_ids: list[str], key: str) -> dict[str, str]:
+    """Resource ID → the value of its tag ``key``, for those that have it."""
+    values: dict[str, str] = {}
+    for chunk in _chunks(resource_ids):
+        paginator = ec2.get_paginator("describe_tags")
+        try:
+            pages = list(paginator.paginate(Filters=[
+                {"Name": "resource-id", "Values": chunk},
+                {"Name": "key", "Values": [key]},
+            ]))
+        except ClientError as error:
+            raise translate(error, "DescribeTags") from error
+        for page in pages:
+            for tag in page.get("Tags", []):
+                values[tag["ResourceId"]] = tag["Value"]
+    return values
+
+
+def _tag(ec2: Any, what: str, resources: list[str], tags: list[dict[str, str]]) -> None:
+    for chunk in _chunks(resources):
+        call(what, ec2.create_tags, Resources=chunk, Tags=tags)
 
 
 def find_instances(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
@@ -130,140 +214,159 @@ def isolation_group(ec2: Any, vpc_id: str, name: str, dry_run: bool) -> tuple[st
 
 
 def isolate(
-    ec2_for: Ec2For, target: dict[str, Any], group_name: str, execution: str, dry_run: bool
+    ec2_for: Ec2For, batch: Batch, group_name: str, execution: str, dry_run: bool
 ) -> dict[str, Any]:
-    """Record the before-state, then move every network interface to the isolating group."""
-    instance_id, region = target["instanceId"], target["region"]
-    ec2 = ec2_for(region)
-    instance = describe(ec2_for, instance_id, region)
-    tags = tags_of(instance)
-    group_id, group_status = isolation_group(ec2, instance["VpcId"], group_name, dry_run)
-    interfaces = enis(instance)
-    if dry_run:
-        checks = {"createSecurityGroup": group_status}
-        checks["createTags"] = _dry(
-            "CreateTags",
-            ec2.create_tags,
-            Resources=[instance_id],
-            Tags=[{"Key": QUARANTINED_BY, "Value": execution}],
+    """Record each instance's before-state, then move every network interface of it to the
+    isolating group of its VPC. Returns what was done (or, for a dry run, checked), counted."""
+    counts: Counter[str] = Counter()
+    made: Counter[str] = Counter()
+    checks: dict[str, Counter[str]] = {}
+
+    def checked(name: str, outcome: str) -> None:
+        checks.setdefault(name, Counter())[outcome] += 1
+
+    def one(region: str, ids: list[str]) -> None:
+        ec2 = ec2_for(region)
+        found = _described(ec2_for, region, ids)
+        groups = {
+            vpc: isolation_group(ec2, vpc, group_name, dry_run)
+            for vpc in sorted({found[i]["VpcId"] for i in ids})
+        }
+        made.update(status for _, status in groups.values())
+        moves = [
+            (instance_id, eni, groups[found[instance_id]["VpcId"]][0])
+            for instance_id in ids
+            for eni in enis(found[instance_id])
+        ]
+        if dry_run:
+            checked("createTags", _dry(
+                "CreateTags", ec2.create_tags, Resources=ids,
+                Tags=[{"Key": QUARANTINED_BY, "Value": execution}],
+            ))
+            for instance_id, eni, group_id in moves:
+                if group_id is None:
+                    # The move can only be checked into the isolation group, which a dry run
+                    # does not create: the first real run creates it, then moves the interface.
+                    checked("modifyNetworkInterfaceAttribute", UNCHECKED_WITHOUT_GROUP)
+                    continue
+                checked("modifyNetworkInterfaceAttribute", _dry(
+                    f"ModifyNetworkInterfaceAttribute of {instance_id} in {region}",
+                    ec2.modify_network_interface_attribute,
+                    NetworkInterfaceId=eni["NetworkInterfaceId"], Groups=[group_id],
+                ))
+            return
+
+        # Record first, for every instance of the batch (a retry never overwrites a record):
+        # the instance's tags, then its interfaces' (a restore removes them in the reverse
+        # order), so only the interfaces of an instance already marked can carry a record.
+        untagged: dict[str, list[str]] = {}
+        for instance_id in ids:
+            if QUARANTINED_BY not in tags_of(found[instance_id]):
+                state = found[instance_id]["State"]["Name"]
+                untagged.setdefault(state, []).append(instance_id)
+        for state, chunk in sorted(untagged.items()):
+            _tag(ec2, f"CreateTags on instances in {region}", chunk, [
+                {"Key": QUARANTINED_BY, "Value": execution},
+                {"Key": BEFORE_STATE, "Value": state},
+            ])
+        to_move = [(i, eni, group) for i, eni, group in moves if groups_of(eni) != [group]]
+        marked = {i for i in ids if QUARANTINED_BY in tags_of(found[i])}
+        recorded = _recorded(
+            ec2, [eni["NetworkInterfaceId"] for i, eni, _ in to_move if i in marked],
+            BEFORE_GROUPS,
         )
-        for eni in interfaces:
-            check = f"modifyNetworkInterface {eni['NetworkInterfaceId']}"
-            if group_id is None:
-                # The move can only be checked into the isolation group, which a dry run does
-                # not create: the first real run creates it, then moves the interface.
-                checks[check] = UNCHECKED_WITHOUT_GROUP
-                continue
-            checks[check] = _dry(
-                "ModifyNetworkInterfaceAttribute",
+        unrecorded: dict[str, list[str]] = {}
+        for _, eni, _ in to_move:
+            if eni["NetworkInterfaceId"] not in recorded:
+                unrecorded.setdefault(",".join(groups_of(eni)), []).append(
+                    eni["NetworkInterfaceId"]
+                )
+        for value, chunk in sorted(unrecorded.items()):
+            _tag(ec2, f"CreateTags on interfaces in {region}", chunk,
+                 [{"Key": BEFORE_GROUPS, "Value": value}])
+        for instance_id, eni, group_id in to_move:
+            call(
+                f"ModifyNetworkInterfaceAttribute of {eni['NetworkInterfaceId']} "
+                f"({instance_id}) in {region}",
                 ec2.modify_network_interface_attribute,
                 NetworkInterfaceId=eni["NetworkInterfaceId"],
                 Groups=[group_id],
             )
-        return {"instanceId": instance_id, "region": region, "dryRun": True, "checks": checks}
+        counts["interfacesMoved"] += len(to_move)
 
-    if QUARANTINED_BY not in tags:
-        call(
-            "CreateTags",
-            ec2.create_tags,
-            Resources=[instance_id],
-            Tags=[
-                {"Key": QUARANTINED_BY, "Value": execution},
-                {"Key": BEFORE_STATE, "Value": instance["State"]["Name"]},
-            ],
-        )
-    moved = []
-    for eni in interfaces:
-        eni_id = eni["NetworkInterfaceId"]
-        current = groups_of(eni)
-        if current == [group_id]:
-            continue
-        eni_tags = call(
-            "DescribeTags",
-            ec2.describe_tags,
-            Filters=[
-                {"Name": "resource-id", "Values": [eni_id]},
-                {"Name": "key", "Values": [BEFORE_GROUPS]},
-            ],
-        )["Tags"]
-        if not eni_tags:
-            call(
-                "CreateTags",
-                ec2.create_tags,
-                Resources=[eni_id],
-                Tags=[{"Key": BEFORE_GROUPS, "Value": ",".join(current)}],
-            )
-        call(
-            "ModifyNetworkInterfaceAttribute",
-            ec2.modify_network_interface_attribute,
-            NetworkInterfaceId=eni_id,
-            Groups=[group_id],
-        )
-        moved.append({"networkInterfaceId": eni_id, "before": current})
-    return {
-        "instanceId": instance_id,
-        "region": region,
-        "isolationGroup": group_id,
-        "isolationGroupStatus": group_status,
-        "moved": moved,
+    _each_region(batch, one)
+    result: dict[str, Any] = {
+        "instances": sum(len(ids) for ids in batch.values()),
+        "isolationGroups": dict(made),
     }
+    if dry_run:
+        return {"dryRun": True, **result,
+                "checks": {name: dict(outcomes) for name, outcomes in checks.items()}}
+    return {**result, "interfacesMoved": counts["interfacesMoved"]}
 
 
-def snapshot(
-    ec2_for: Ec2For, target: dict[str, Any], execution: str, dry_run: bool
-) -> dict[str, Any]:
-    """Snapshot every EBS volume of the instance, crash-consistent across volumes."""
-    instance_id, region = target["instanceId"], target["region"]
-    ec2 = ec2_for(region)
-    spec = {
-        "InstanceSpecification": {"InstanceId": instance_id, "ExcludeBootVolume": False},
-        "Description": f"opsflow forensic snapshot of {instance_id} ({execution})",
-        "TagSpecifications": [
-            {
-                "ResourceType": "snapshot",
-                "Tags": [
-                    {"Key": QUARANTINED_BY, "Value": execution},
-                    {"Key": "opsflow:forensic-of", "Value": instance_id},
+def snapshot(ec2_for: Ec2For, batch: Batch, execution: str, dry_run: bool) -> dict[str, Any]:
+    """Snapshot every EBS volume of each instance, crash-consistent across its volumes."""
+    snapshots = 0
+    checks: Counter[str] = Counter()
+
+    def one(region: str, ids: list[str]) -> None:
+        nonlocal snapshots
+        ec2 = ec2_for(region)
+        for instance_id in ids:
+            spec = {
+                "InstanceSpecification": {"InstanceId": instance_id, "ExcludeBootVolume": False},
+                "Description": f"opsflow forensic snapshot of {instance_id} ({execution})",
+                "TagSpecifications": [
+                    {
+                        "ResourceType": "snapshot",
+                        "Tags": [
+                            {"Key": QUARANTINED_BY, "Value": execution},
+                            {"Key": "opsflow:forensic-of", "Value": instance_id},
+                        ],
+                    }
                 ],
+                "CopyTagsFromSource": "volume",
             }
-        ],
-        "CopyTagsFromSource": "volume",
-    }
+            what = f"CreateSnapshots of {instance_id} in {region}"
+            if dry_run:
+                checks[_dry(what, ec2.create_snapshots, **spec)] += 1
+                continue
+            result = call(what, ec2.create_snapshots, **spec)
+            snapshots += len(result.get("Snapshots", []))
+
+    _each_region(batch, one)
     if dry_run:
-        return {
-            "instanceId": instance_id,
-            "dryRun": True,
-            "createSnapshots": _dry("CreateSnapshots", ec2.create_snapshots, **spec),
-        }
-    result = call("CreateSnapshots", ec2.create_snapshots, **spec)
-    return {
-        "instanceId": instance_id,
-        "snapshots": sorted(s["SnapshotId"] for s in result.get("Snapshots", [])),
-    }
+        return {"dryRun": True, "checks": {"createSnapshots": dict(checks)}}
+    return {"instances": sum(len(ids) for ids in batch.values()), "snapshots": snapshots}
 
 
-def stop(ec2_for: Ec2For, target: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-    instance_id, region = target["instanceId"], target["region"]
-    ec2 = ec2_for(region)
+def stop(ec2_for: Ec2For, batch: Batch, dry_run: bool) -> dict[str, Any]:
+    """Stop every instance of the batch: one StopInstances call per region."""
+    before: Counter[str] = Counter()
+    checks: Counter[str] = Counter()
+
+    def one(region: str, ids: list[str]) -> None:
+        ec2 = ec2_for(region)
+        what = f"StopInstances in {region}"
+        if dry_run:
+            checks[_dry(what, ec2.stop_instances, InstanceIds=ids)] += len(ids)
+            return
+        result = call(what, ec2.stop_instances, InstanceIds=ids)
+        for change in result["StoppingInstances"]:
+            before[change["PreviousState"]["Name"]] += 1
+
+    _each_region(batch, one)
     if dry_run:
-        return {
-            "instanceId": instance_id,
-            "dryRun": True,
-            "stopInstances": _dry("StopInstances", ec2.stop_instances, InstanceIds=[instance_id]),
-        }
-    result = call("StopInstances", ec2.stop_instances, InstanceIds=[instance_id])
-    change = result["StoppingInstances"][0]
-    return {
-        "instanceId": instance_id,
-        "before": change["PreviousState"]["Name"],
-        "now": change["CurrentState"]["Name"],
-    }
+        return {"dryRun": True, "checks": {"stopInstances": dict(checks)}}
+    return {"instances": sum(before.values()), "before": dict(before)}
 
 
 def inspect(
     ec2_for: Ec2For, targets: Iterable[dict[str, Any]], group_name: str
 ) -> list[dict[str, Any]]:
-    """The current state of each target: power state, groups, whether it is quarantined."""
+    """The current state of each target (``{"instanceId", "region"}``): power state, groups,
+    whether it is quarantined."""
     wanted = {t["instanceId"]: [t["region"]] for t in targets}
     found = find_instances(ec2_for, wanted)
     report = []
@@ -277,7 +380,7 @@ def inspect(
                     "region": region,
                     "state": "missing",
                     "groups": [],
-                    "interfaces": {},
+                    "interfaces": [],
                     "isolated": False,
                     # Terminated by someone meanwhile: it attacks nobody any more.
                     "quarantined": True,
@@ -305,7 +408,7 @@ def inspect(
                 "region": region,
                 "state": state,
                 "groups": group_ids,
-                "interfaces": interfaces_of(instance),
+                "interfaces": groups_by_interface(instance),
                 "isolated": isolated,
                 "quarantined": gone or (isolated and state == "stopped"),
             }
@@ -313,43 +416,34 @@ def inspect(
     return report
 
 
-def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str, Any]:
-    """Return one instance to the before-state recorded by ``execution``. Instances this
-    execution did not quarantine (untouched, or held by an earlier run) are left alone."""
-    instance_id, region = target["instanceId"], target["region"]
-    ec2 = ec2_for(region)
-    try:
-        instance = describe(ec2_for, instance_id, region)
-    except ResourceNotFound:
-        return {"instanceId": instance_id, "region": region, "restored": False, "state": "missing"}
+def _restore_one(
+    ec2: Any, instance: dict[str, Any], region: str, execution: str, recorded: dict[str, str]
+) -> dict[str, Any]:
+    """Return one instance to the before-state recorded by ``execution`` (``recorded``: each
+    interface's recorded groups). Instances this execution did not quarantine (untouched, or
+    held by an earlier run) are left alone."""
+    instance_id = instance["InstanceId"]
     tags = tags_of(instance)
     if tags.get(QUARANTINED_BY) != execution:
         owner = tags.get(QUARANTINED_BY)
-        return {"instanceId": instance_id, "region": region, "restored": False,
-                "reason": f"quarantined by {owner}" if owner else "not touched"}
-    restored_groups = []
-    for eni in enis(instance):
+        return {"restored": False, "reason": f"quarantined by {owner}" if owner else "not touched"}
+    interfaces = enis(instance)
+    restored_groups = 0
+    for eni in interfaces:
         eni_id = eni["NetworkInterfaceId"]
-        eni_tags = call(
-            "DescribeTags",
-            ec2.describe_tags,
-            Filters=[
-                {"Name": "resource-id", "Values": [eni_id]},
-                {"Name": "key", "Values": [BEFORE_GROUPS]},
-            ],
-        )["Tags"]
-        if not eni_tags:
+        if eni_id not in recorded:
             continue
-        before = [g for g in eni_tags[0]["Value"].split(",") if g]
+        before = [g for g in recorded[eni_id].split(",") if g]
         if before and groups_of(eni) != sorted(before):
             call(
-                "ModifyNetworkInterfaceAttribute",
+                f"ModifyNetworkInterfaceAttribute of {eni_id} ({instance_id}) in {region}",
                 ec2.modify_network_interface_attribute,
                 NetworkInterfaceId=eni_id,
                 Groups=before,
             )
-        call("DeleteTags", ec2.delete_tags, Resources=[eni_id], Tags=[{"Key": BEFORE_GROUPS}])
-        restored_groups.append({"networkInterfaceId": eni_id, "groups": before})
+        call(f"DeleteTags on {eni_id} in {region}", ec2.delete_tags, Resources=[eni_id],
+             Tags=[{"Key": BEFORE_GROUPS}])
+        restored_groups += 1
 
     state = instance["State"]["Name"]
     before_state = tags.get(BEFORE_STATE)
@@ -358,20 +452,56 @@ def restore(ec2_for: Ec2For, target: dict[str, Any], execution: str) -> dict[str
         if state in ("stopping", "pending"):
             raise InstanceBusy(f"{instance_id} is {state}; it can be started once it is stopped")
         if state == "stopped":
-            call("StartInstances", ec2.start_instances, InstanceIds=[instance_id])
+            call(f"StartInstances of {instance_id} in {region}", ec2.start_instances,
+                 InstanceIds=[instance_id])
             started = True
-    if QUARANTINED_BY in tags or BEFORE_STATE in tags:
-        call(
-            "DeleteTags",
-            ec2.delete_tags,
-            Resources=[instance_id],
-            Tags=[{"Key": QUARANTINED_BY}, {"Key": BEFORE_STATE}],
+    call(
+        f"DeleteTags on {instance_id} in {region}",
+        ec2.delete_tags,
+        Resources=[instance_id],
+        Tags=[{"Key": QUARANTINED_BY}, {"Key": BEFORE_STATE}],
+    )
+    return {"restored": bool(restored_groups) or before_state is not None, "started": started}
+
+
+def restore(ec2_for: Ec2For, batch: Batch, execution: str) -> dict[str, Any]:
+    """Return every instance of the batch to the before-state ``execution`` recorded, each as
+    far as it goes: a failure on one does not keep the others from being restored. Then, while
+    any instance is still stopping, the call fails ``InstanceBusy`` naming them (the state
+    machine's retry finishes them); else the first other failure is raised."""
+    counts: Counter[str] = Counter()
+    busy: list[str] = []
+    failed: list[RunbookError] = []
+
+    def one(region: str, ids: list[str]) -> None:
+        ec2 = ec2_for(region)
+        found = find_instances(ec2_for, {instance_id: [region] for instance_id in ids})
+        ours = [i for i in found.values() if tags_of(i).get(QUARANTINED_BY) == execution]
+        recorded = _recorded(
+            ec2, [eni["NetworkInterfaceId"] for i in ours for eni in enis(i)], BEFORE_GROUPS
         )
-    touched = bool(restored_groups) or before_state is not None
-    return {
-        "instanceId": instance_id,
-        "region": region,
-        "restored": touched,
-        "started": started,
-        "groups": restored_groups,
-    }
+        for instance_id in ids:
+            instance = found.get(instance_id)
+            if instance is None:
+                counts["missing"] += 1
+                continue
+            try:
+                result = _restore_one(ec2, instance, region, execution, recorded)
+            except InstanceBusy as error:
+                busy.append(str(error))
+                continue
+            except RunbookError as error:
+                failed.append(error)
+                continue
+            counts["restored" if result["restored"] else "untouched"] += 1
+            counts["started"] += int(result.get("started", False))
+
+    _each_region(batch, one)
+    if busy:
+        raise InstanceBusy(
+            f"{len(busy)} instance(s) not yet restored: {'; '.join(busy[:5])}"
+            f"{' ...' if len(busy) > 5 else ''}"
+        )
+    if failed:
+        raise failed[0]
+    return {key: value for key, value in counts.items() if value}

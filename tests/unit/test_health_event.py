@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 from health_abuse import entities, plan
 from runbook_kit import errors, notices, settings
 from runbook_kit.errors import InvalidEvent
+from runbook_kit.parameters import PARAMETERS
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "health-abuse"
 ACCOUNT = "123456789012"
@@ -625,14 +626,50 @@ def test_false_strings_and_lists_are_parsed() -> None:
     assert config["maxInstances"] == 3
 
 
-def test_defaults_when_settings_are_absent() -> None:
-    config = plan.effective_settings({"regions": "us-east-1"}, make_event())
-    assert config["dryRun"] is True
-    assert config["ignoreDuplicate"] is False
-    assert config["abuseCodes"] == []
-    assert config["maxInstances"] == 10
-    assert config["rollbackMode"] == "restore"
-    assert config["isolationGroupName"] == "opsflow-isolation"
+@pytest.mark.parametrize("name", sorted(RAW_SETTINGS))
+def test_a_setting_the_state_machine_did_not_pass_is_an_invalid_event(name: str) -> None:
+    """No setting has a default in the code: the template states every one."""
+    raw = {key: value for key, value in RAW_SETTINGS.items() if key != name}
+    with pytest.raises(InvalidEvent, match=f"setting '{name}' is missing"):
+        plan.effective_settings(raw, make_event())
+
+
+def test_a_missing_setting_is_not_filled_by_an_override_of_another() -> None:
+    raw = {key: value for key, value in RAW_SETTINGS.items() if key != "maxPolls"}
+    with pytest.raises(InvalidEvent, match="template parameter VerifyMaxPolls"):
+        plan.effective_settings(raw, make_event(top={"opsflow": {"maxInstances": 2}}))
+
+
+POLLS = PARAMETERS["VerifyMaxPolls"]
+INSTANCES = PARAMETERS["MaxInstances"]
+POLL_SECONDS = PARAMETERS["VerifyPollSeconds"]
+
+
+def test_a_rerun_cannot_exceed_the_template_bound() -> None:
+    """A rerun's maxPolls is held to VerifyMaxPolls' MaxValue, as CloudFormation holds the
+    template's (the time budget ``opsflow validate`` proves relies on it)."""
+    event = make_event(top={"opsflow": {"maxPolls": 200}})
+    with pytest.raises(InvalidEvent) as raised:
+        plan.effective_settings(dict(RAW_SETTINGS), event)
+    assert str(raised.value) == (
+        f"setting 'maxPolls' must be between {POLLS['MinValue']} and {POLLS['MaxValue']}, got 200"
+    )
+
+
+def test_a_template_value_is_cloudformations_to_check() -> None:
+    """What the state machine passes is the template's value, which CloudFormation held to the
+    template's bounds at deploy time: it is typed, not checked again (a rehearsal of a template
+    with other bounds is obeyed). Only a rerun's override is checked here."""
+    beyond = str(POLL_SECONDS["MaxValue"] + 1)
+    config = plan.effective_settings(dict(RAW_SETTINGS, pollSeconds=beyond), make_event())
+    assert config["pollSeconds"] == int(beyond)
+
+
+def test_a_rerun_at_the_template_bound_is_accepted() -> None:
+    event = make_event(top={"opsflow": {"maxPolls": POLLS["MaxValue"], "maxInstances": "1000"}})
+    config = plan.effective_settings(dict(RAW_SETTINGS), event)
+    assert config["maxPolls"] == POLLS["MaxValue"]
+    assert config["maxInstances"] == INSTANCES["MaxValue"] == 1000
 
 
 def test_opsflow_overrides_are_applied() -> None:
@@ -684,15 +721,15 @@ def test_bad_overrides_are_rejected(overrides: Any, message: str) -> None:
     ("raw", "overrides", "message"),
     [
         pytest.param(
-            {"rollbackMode": "undo"},
             {},
-            "rollbackMode must be one of restore, hold, got 'undo'",
+            {"rollbackMode": "undo"},
+            "setting 'rollbackMode' must be one of restore, hold, got 'undo'",
             id="bad-rollbackMode",
         ),
         pytest.param(
             {},
             {"rollbackMode": "Restore"},
-            "rollbackMode must be one of restore, hold, got 'Restore'",
+            "setting 'rollbackMode' must be one of restore, hold, got 'Restore'",
             id="rollbackMode-override-case",
         ),
         pytest.param(
@@ -711,15 +748,16 @@ def test_bad_overrides_are_rejected(overrides: Any, message: str) -> None:
         pytest.param({"regions": " , "}, {}, "no regions are configured", id="blank-regions"),
         pytest.param({}, {"regions": []}, "no regions are configured", id="empty-override"),
         pytest.param(
-            {"maxInstances": "0"},
             {},
-            "setting 'maxInstances' must be between 1 and 1000, got 0",
+            {"maxInstances": "0"},
+            f"setting 'maxInstances' must be between 1 and {INSTANCES['MaxValue']}, got 0",
             id="maxInstances-0",
         ),
         pytest.param(
             {},
-            {"maxInstances": 1001},
-            "setting 'maxInstances' must be between 1 and 1000, got 1001",
+            {"maxInstances": INSTANCES["MaxValue"] + 1},
+            f"setting 'maxInstances' must be between 1 and {INSTANCES['MaxValue']}, got "
+            f"{INSTANCES['MaxValue'] + 1}",
             id="maxInstances-1001",
         ),
         pytest.param(
@@ -731,20 +769,26 @@ def test_bad_overrides_are_rejected(overrides: Any, message: str) -> None:
         pytest.param(
             {},
             {"maxPolls": 0},
-            "setting 'maxPolls' must be between 1 and 200, got 0",
+            f"setting 'maxPolls' must be between 1 and {POLLS['MaxValue']}, got 0",
             id="maxPolls-0",
         ),
         pytest.param(
-            {"pollSeconds": "3601"},
+            {"pollSeconds": "soon"},
             {},
-            "setting 'pollSeconds' must be between 1 and 3600, got 3601",
-            id="pollSeconds-too-long",
+            "setting 'pollSeconds' must be a whole number, got 'soon'",
+            id="pollSeconds-not-a-number",
         ),
         pytest.param(
             {},
             {"dryRun": "maybe"},
             "setting 'dryRun' must be true or false, got 'maybe'",
             id="dryRun-not-boolean",
+        ),
+        pytest.param(
+            {},
+            {"forensicSnapshot": "sometimes"},
+            "setting 'forensicSnapshot' must be true or false, got 'sometimes'",
+            id="forensicSnapshot-not-boolean",
         ),
     ],
 )
@@ -775,11 +819,8 @@ def test_parse_open_report_of_a_quarantine_code() -> None:
     assert first["execution"] == EXECUTION
     assert first["dryRun"] is True
     assert first["ignoreDuplicate"] is False
-    assert first["reported"] == [
-        {"instanceId": I1, "region": "us-east-1"},
-        {"instanceId": I2, "region": "us-east-1"},
-        {"instanceId": I3, "region": "eu-west-1"},
-    ]
+    assert first["reported"] == {"us-east-1": [I1, I2], "eu-west-1": [I3]}
+    assert first["counts"]["reported"] == 3
     assert first["event"]["typeCode"] == DOS
     assert first["event"]["account"] == ACCOUNT
     assert first["event"]["region"] is None
@@ -790,7 +831,7 @@ def test_parse_open_report_of_a_quarantine_code() -> None:
 
 def test_parse_closed_event_is_ignored() -> None:
     first = planned(load("closed-report.json"))
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert first["ignoredBecause"] == "the event is closed"
     assert first["resolved"] == [I1]
     assert "ignored: the event is closed" in plan.summary(first)
@@ -798,13 +839,13 @@ def test_parse_closed_event_is_ignored() -> None:
 
 def test_parse_closed_event_is_ignored_even_with_open_entities() -> None:
     first = planned(make_event({"statusCode": "closed"}))
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert first["ignoredBecause"] == "the event is closed"
 
 
 def test_parse_code_that_is_not_a_quarantine_code_is_ignored() -> None:
     first = planned(load("copyright-report.json"))
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert first["ignoredBecause"] == (
         f"AWS_ABUSE_COPYRIGHT_DMCA_REPORT is not one of the quarantine codes ({DOS})"
     )
@@ -812,13 +853,13 @@ def test_parse_code_that_is_not_a_quarantine_code_is_ignored() -> None:
 
 def test_parse_with_no_quarantine_codes_configured_is_ignored() -> None:
     first = planned(make_event(), dict(RAW_SETTINGS, abuseCodes=""))
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert "none configured" in first["ignoredBecause"]
 
 
 def test_parse_keeps_what_is_not_acted_on() -> None:
     first = planned(load("dos-report-unknown.json"))
-    assert first["reported"] == [{"instanceId": I5, "region": "us-east-1"}]
+    assert first["reported"] == {"us-east-1": [I5]}
     assert first["unparseable"] == ["arn:ec2-1-101002929", "203.0.113.17"]
     assert first["foreign"] == [f"arn:aws:ec2:us-east-1:{OTHER_ACCOUNT}:instance/{I1}"]
 
@@ -840,11 +881,7 @@ def test_parse_rejects_invalid_event_before_settings() -> None:
 
 
 def _searched(first: dict[str, Any]) -> dict[str, list[str]]:
-    regions = first["settings"]["regions"]
-    return {
-        item["instanceId"]: [item["region"]] if item.get("region") else list(regions)
-        for item in first["reported"]
-    }
+    return plan.searched_regions(first)
 
 
 def classify(first: dict[str, Any], *found: dict[str, Any]) -> dict[str, Any]:
@@ -858,30 +895,29 @@ def test_classify_sorts_targets_and_skipped() -> None:
         ec2_instance(I1, tags={"Name": "web-1", "Team": "shop"}, vpc="vpc-0aaa"),
         ec2_instance(I2, tags={"Stage": "Prod", "Name": "db"}),
     )
-    assert result["targets"] == [
-        {
-            "instanceId": I1,
-            "region": "us-east-1",
-            "vpcId": "vpc-0aaa",
-            "state": "running",
-            "name": "web-1",
-        }
-    ]
+    assert result["batches"] == [{"us-east-1": [I1]}]
+    assert result["before"] == [{"state": "running", "interfaces": [], "instances": [I1]}]
+    assert plan.targets_of(result) == [{"instanceId": I1, "region": "us-east-1"}]
+    assert "  - " + I1 + " 'web-1' (us-east-1), running" in (
+        result["notices"]["detected"]["message"]["default"]
+    )
     assert result["skipped"] == [
         {"instanceId": I2, "region": "us-east-1", "reason": "protected (Stage=Prod)"},
         {"instanceId": I3, "reason": "not found in eu-west-1"},
     ]
     assert result["targetCount"] == 1
+    assert result["counts"]["skipped"] == 2
     assert result["actionable"] is True
     assert "escalate" not in result
     assert result["summary"] == f"{DOS}: 1 to quarantine, 2 skipped"
-    assert "targets" not in first
+    assert "batches" not in first
+    assert "reported" not in result  # the plan carries the batches, not the report
 
 
 def test_classify_protected_sample_is_skipped() -> None:
     first = planned(load("dos-report-protected.json"))
     result = classify(first, ec2_instance(I4, tags={"Stage": "Prod"}))
-    assert result["targets"] == []
+    assert result["batches"] == []
     assert result["skipped"] == [
         {"instanceId": I4, "region": "us-east-1", "reason": "protected (Stage=Prod)"}
     ]
@@ -900,7 +936,7 @@ def test_classify_protected_sample_is_skipped() -> None:
 def test_classify_only_exact_protected_tag_protects(tags: dict[str, str]) -> None:
     first = planned(make_event())
     result = classify(first, ec2_instance(I1, tags=tags))
-    assert [t["instanceId"] for t in result["targets"]] == [I1]
+    assert [t["instanceId"] for t in plan.targets_of(result)] == [I1]
     assert result["skipped"] == []
 
 
@@ -908,7 +944,7 @@ def test_classify_only_exact_protected_tag_protects(tags: dict[str, str]) -> Non
 def test_classify_gone_instances_are_skipped(state: str) -> None:
     first = planned(make_event())
     result = classify(first, ec2_instance(I1, state=state))
-    assert result["targets"] == []
+    assert result["batches"] == []
     assert result["skipped"] == [
         {"instanceId": I1, "region": "us-east-1", "reason": f"already {state}"}
     ]
@@ -918,8 +954,8 @@ def test_classify_gone_instances_are_skipped(state: str) -> None:
 @pytest.mark.parametrize("state", ["pending", "running", "stopping", "stopped"])
 def test_classify_live_instances_are_targets(state: str) -> None:
     result = classify(planned(make_event()), ec2_instance(I1, state=state))
-    assert result["targets"][0]["state"] == state
-    assert result["targets"][0]["name"] == ""
+    assert plan.before_of(result)[I1]["state"] == state
+    assert result["batches"] == [{"us-east-1": [I1]}]
 
 
 def test_classify_not_found_names_every_region_searched() -> None:
@@ -936,13 +972,13 @@ def test_classify_not_found_names_every_region_searched() -> None:
 def test_classify_instance_found_in_another_region() -> None:
     first = planned(load("dos-report-global.json"))
     result = classify(first, ec2_instance(I3, region="eu-west-1"))
-    assert result["targets"][0]["region"] == "eu-west-1"
+    assert result["batches"] == [{"eu-west-1": [I3]}]
 
 
 def test_classify_ignored_event_has_nothing_to_do() -> None:
     first = planned(load("closed-report.json"))
     result = plan.classify(first, {}, {})
-    assert result["targets"] == result["skipped"] == []
+    assert result["batches"] == result["skipped"] == []
     assert result["actionable"] is False
     assert "the event is closed" in result["notices"]["noAction"]["message"]["sms"]
 
@@ -957,6 +993,7 @@ def test_classify_more_targets_than_the_cap_escalates() -> None:
     result = classify(planned(event), *(ec2_instance(i) for i in ids))
     assert result["targetCount"] == 3
     cause = result["escalate"]["cause"]
+    assert result["batches"] == [] and result["before"] == []  # nothing to act on
     assert "3 instances reported" in cause
     assert "cap of 2" in cause
     assert "nothing was changed" in cause
@@ -1250,7 +1287,7 @@ def test_identity_is_checked_exactly_as_the_rule_does(
 
 def test_type_code_with_spaces_is_not_a_quarantine_code() -> None:
     first = planned(make_event({"eventTypeCode": f"{DOS} "}))
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert "is not one of the quarantine codes" in first["ignoredBecause"]
 
 
@@ -1278,7 +1315,7 @@ def test_entity_statuses_are_the_ones_aws_documents() -> None:
 def test_unaffected_entities_are_in_the_notice_and_not_targets() -> None:
     event = make_event({"affectedEntities": [{"entityValue": I1, "status": "UNIMPAIRED"}]})
     first = planned(event)
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert first["unaffected"] == [{"entity": I1, "status": "UNIMPAIRED"}]
     result = classify(first)
     assert result["actionable"] is False
@@ -1301,7 +1338,7 @@ def test_foreign_arn_is_foreign_when_the_event_names_no_account() -> None:
     foreign = f"arn:aws:ec2:us-east-1:{OTHER_ACCOUNT}:instance/{I1}"
     event = make_event({"affectedEntities": entities_of(foreign)}, {"account": DROP})
     first = planned(event)  # the execution ARN names the runbook's account
-    assert first["reported"] == []
+    assert first["reported"] == {}
     assert first["foreign"] == [foreign]
     assert first["event"]["account"] == ACCOUNT
 
@@ -1309,7 +1346,7 @@ def test_foreign_arn_is_foreign_when_the_event_names_no_account() -> None:
 def test_own_arn_is_acted_on_when_the_event_names_no_account() -> None:
     own = f"arn:aws:ec2:eu-west-1:{ACCOUNT}:instance/{I3}"
     event = make_event({"affectedEntities": entities_of(own)}, {"account": DROP})
-    assert planned(event)["reported"] == [{"instanceId": I3, "region": "eu-west-1"}]
+    assert planned(event)["reported"] == {"eu-west-1": [I3]}
 
 
 def test_event_for_another_account_is_rejected() -> None:
@@ -1343,10 +1380,12 @@ def test_the_runbook_account_comes_from_the_execution_or_the_function() -> None:
 
 def _final(instance_id: str, state: str, interfaces: dict[str, list[str]], isolated: bool,
            region: str = "us-east-1") -> dict[str, Any]:
+    """An instance's final state as ``quarantine.inspect`` reads it; ``interfaces`` by interface
+    ID, in device order."""
     groups = sorted({g for gs in interfaces.values() for g in gs})
     return {"instanceId": instance_id, "region": region, "state": state, "groups": groups,
-            "interfaces": interfaces, "isolated": isolated,
-            "quarantined": isolated and state == "stopped"}
+            "interfaces": [",".join(sorted(gs)) for gs in interfaces.values()],
+            "isolated": isolated, "quarantined": isolated and state == "stopped"}
 
 
 def _rollback_plan() -> dict[str, Any]:
@@ -1403,7 +1442,10 @@ def test_rollback_summary_of_a_failed_rollback_names_what_is_left() -> None:
 
 def test_rollback_summary_judges_a_mid_transition_before_state_by_where_it_was_going() -> None:
     rollback_plan = _rollback_plan()
-    rollback_plan["before"][I1]["state"] = "pending"
+    rollback_plan["before"] = [
+        {"state": "pending", "interfaces": ["sg-web"], "instances": [I1]},
+        {"state": "running", "interfaces": ["sg-web"], "instances": [I2]},
+    ]
     states = [_final(I1, "running", {"eni-1": ["sg-web"]}, False),
               _final(I2, "running", {"eni-2": ["sg-web"]}, False)]
     assert plan.rollback_summary(rollback_plan, states, ERROR, "restore")["complete"] is True
@@ -1420,3 +1462,168 @@ def test_rollback_summary_of_a_dry_run_says_nothing_changed_only_when_so() -> No
                                   ERROR, "restore")
     assert "Nothing was changed" not in moved["cause"]
     assert f"{I1} (us-east-1): running, isolated, groups sg-iso" in moved["cause"]
+
+
+# ---------------------------------------------------------------- plans of any size
+
+
+def fleet_instance(number: int, interfaces: int = 1, own_groups: bool = False) -> dict[str, Any]:
+    """Instance ``number`` as DescribeInstances returns it, with ``interfaces`` interfaces of
+    two groups each: the fleet's, or (``own_groups``) groups of its own."""
+    instance = ec2_instance(f"i-{number:017x}", tags={"Name": f"web-{number}"})
+    owner = number if own_groups else 0
+    instance["NetworkInterfaces"] = [
+        {
+            "NetworkInterfaceId": f"eni-{number:08x}{device:09x}",
+            "Attachment": {"DeviceIndex": device},
+            "Groups": [{"GroupId": f"sg-{owner:08x}{device:09x}"},
+                       {"GroupId": f"sg-{owner:08x}{device + 100:09x}"}],
+        }
+        for device in range(interfaces)
+    ]
+    return instance
+
+
+def fleet_plan(
+    count: int, interfaces: int = 1, cap: int = 1000, own_groups: bool = False
+) -> dict[str, Any]:
+    found = [fleet_instance(n, interfaces, own_groups) for n in range(1, count + 1)]
+    event = make_event(
+        {"affectedEntities": entities_of(*(i["InstanceId"] for i in found))},
+        {"opsflow": {"maxInstances": cap, "dryRun": False}},
+    )
+    return classify(planned(event), *found)
+
+
+def test_the_state_data_limit_is_the_one_the_engine_enforces() -> None:
+    from opsflow.engine import limits
+
+    assert plan.STATE_DATA_LIMIT == limits.PAYLOAD_LIMIT
+    assert plan.PLAN_LIMIT < plan.STATE_DATA_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("interfaces", "own_groups"),
+    [(3, False), (1, True)],
+    ids=["alike-with-three-interfaces", "each-with-its-own-groups"],
+)
+def test_the_largest_cap_the_template_allows_fits_in_a_plan(
+    interfaces: int, own_groups: bool
+) -> None:
+    """MaxInstances' MaxValue of instances fits the plan's share of a state's data: a fleet of
+    alike ones (their before-state is recorded once), or each with its own groups. They travel
+    in batches of at most BATCH_SIZE."""
+    result = fleet_plan(INSTANCES["MaxValue"], interfaces, own_groups=own_groups)
+    assert "escalate" not in result
+    assert plan.payload_size(result) <= plan.PLAN_LIMIT
+    assert len(plan.targets_of(result)) == INSTANCES["MaxValue"]
+    assert len(result["batches"]) == -(-INSTANCES["MaxValue"] // plan.BATCH_SIZE)
+    assert all(sum(map(len, b.values())) <= plan.BATCH_SIZE for b in result["batches"])
+    assert len(result["before"]) == (INSTANCES["MaxValue"] if own_groups else 1)
+    first = plan.targets_of(result)[0]["instanceId"]
+    owner = 1 if own_groups else 0
+    assert plan.before_of(result)[first] == {
+        "state": "running",
+        "interfaces": [
+            f"sg-{owner:08x}{d:09x},sg-{owner:08x}{d + 100:09x}" for d in range(interfaces)
+        ],
+    }
+
+
+def test_instances_too_many_to_carry_escalate_naming_the_limit() -> None:
+    """The event fits, the instances found do not (15 interfaces each, each with its own
+    groups): nothing is acted on, and the notice says why."""
+    result = fleet_plan(1000, interfaces=15, own_groups=True)
+    cause = result["escalate"]["cause"]
+    assert "256 KiB" in cause and f"{plan.PLAN_LIMIT:,}" in cause
+    assert result["batches"] == [] and result["before"] == []
+    assert plan.payload_size(result) <= plan.PLAN_LIMIT
+    assert "too many to carry" in result["notices"]["escalate"]["subject"]
+
+
+def test_over_the_cap_carries_no_batches() -> None:
+    result = fleet_plan(1001)
+    assert "above the blast-radius cap of 1000" in result["escalate"]["cause"]
+    assert result["batches"] == [] and result["before"] == []
+    assert result["targetCount"] == 1001
+    assert plan.payload_size(result) < 64 * 1024
+
+
+def test_batches_hold_at_most_batch_size_instances_of_any_regions() -> None:
+    targets = [{"instanceId": f"i-{n:017x}", "region": ("us-east-1", "eu-west-1")[n % 2]}
+               for n in range(plan.BATCH_SIZE + 3)]
+    batches = plan.batches_of(targets)
+    assert [sum(map(len, b.values())) for b in batches] == [plan.BATCH_SIZE, 3]
+    assert set(batches[0]) == {"us-east-1", "eu-west-1"}
+    assert sorted(plan.targets_of({"batches": batches}), key=str) == sorted(targets, key=str)
+
+
+def test_an_event_reporting_more_instances_than_a_plan_can_carry_is_invalid() -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 12_001)]
+    event = make_event({"affectedEntities": DROP}, {"resources": ids})
+    with pytest.raises(InvalidEvent) as raised:
+        planned(event)
+    message = str(raised.value)
+    assert message.startswith("the event reports 12,000 instance(s): the plan")
+    assert "Step Functions' 256 KiB (262,144-byte) limit" in message
+    assert "Nothing was changed" in message
+
+
+def test_notices_name_the_first_instances_and_count_the_rest() -> None:
+    result = fleet_plan(1000)
+    full = result["notices"]["detected"]["message"]["default"]
+    listed = [line for line in full.splitlines() if line.startswith("  - i-")]
+    assert len(listed) == plan.LISTED
+    assert f"  ... and {1000 - plan.LISTED:,} more" in full
+    for item in result["notices"].values():
+        assert len(json.dumps(item)) < 16 * 1024
+
+
+def test_unknown_instances_are_counted_and_listed_in_part() -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 2001)]
+    first = planned(make_event({"affectedEntities": entities_of(*ids), "eventRegion": DROP},
+                               {"region": "global"}))
+    assert first["reported"] == {plan.ANY_REGION: ids}
+    result = plan.classify(first, {}, _searched(first))
+    assert result["actionable"] is False
+    assert result["counts"]["skipped"] == 2000 and len(result["skipped"]) == plan.LISTED
+    assert result["summary"] == f"{DOS}: 0 to quarantine, 2,000 skipped"
+    assert "and 1,980 more" in result["notices"]["noAction"]["message"]["default"]
+
+
+def test_what_is_not_acted_on_is_counted_and_cut() -> None:
+    junk = [f"not-an-instance-{n}-" + "x" * 1000 for n in range(100)]
+    first = planned(make_event({"affectedEntities": entities_of(*junk),
+                                "eventDescription": [{"latestDescription": "d" * 100_000}]}))
+    assert first["counts"]["unparseable"] == 100
+    assert len(first["unparseable"]) == plan.LISTED
+    assert all(len(value) <= plan.VALUE_LIMIT for value in first["unparseable"])
+    assert len(first["event"]["description"]) == plan.DESCRIPTION_LIMIT
+    assert "100 not instances of this account" in plan.summary(first)
+
+
+def test_a_verify_check_of_a_thousand_is_bounded() -> None:
+    result = fleet_plan(1000)
+    states = [_final(t["instanceId"], "stopping", {"e": ["sg-iso"]}, True)
+              for t in plan.targets_of(result)]
+    check = plan.verified(result, states, 2)
+    assert (check["attempt"], check["converged"]) == (3, False)
+    assert check["summary"].startswith("0 of 1,000 instance(s) stopped and isolated; waiting for")
+    assert "and 997 more" in check["summary"]
+    assert plan.payload_size(check) < 16 * 1024
+    done = plan.verified(result, [{**s, "state": "stopped", "quarantined": True} for s in states], 0)
+    assert done["converged"] is True
+    assert done["summary"] == "1,000 of 1,000 instance(s) stopped and isolated"
+
+
+def test_a_rollback_report_of_a_thousand_is_bounded() -> None:
+    result = fleet_plan(1000)
+    states = [_final(t["instanceId"], "stopped", {"e": ["sg-iso"]}, True)
+              for t in plan.targets_of(result)]
+    report = plan.rollback_summary(result, states, ERROR, "restore")
+    assert report["complete"] is False
+    assert report["leftChangedCount"] == 1000 and len(report["leftChanged"]) == plan.LISTED
+    assert "1000 instance(s) left changed" in report["cause"]
+    assert f"and {1000 - plan.LISTED:,} more" in report["cause"]
+    assert len(report["cause"]) < 12_000
+    assert plan.payload_size(report) < 32 * 1024

@@ -7,15 +7,18 @@ EC2 state of the account afterwards, never that a function was called.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import boto3
 import pytest
 from health_abuse.quarantine import UNCHECKED_WITHOUT_GROUP
+from runbook_kit.parameters import PARAMETERS
 
 from opsflow.engine.boundary import parse_fault
 from tests.conftest import (
     EVENTS,
+    ROOT,
     check_function_payload,
     check_sample_event,
     failed_tasks,
@@ -112,12 +115,19 @@ def test_dry_run(engine: Any) -> None:
     assert execution.outcome == "dry-run"
     assert instances(engine) == before
     assert ec2_effects(execution) == []
-    checks = [item["isolation"]["checks"] for item in execution.output["actions"]]
+    actions = execution.output["actions"]
+    assert actions["failures"] == []
+    # One batch per Map iteration; each reports its checks counted by outcome.
+    checks = [batch["isolation"]["checks"] for batch in actions["results"]]
     # No isolation group exists yet, so moving the interfaces into it cannot be checked; every
     # other call is checked with DryRun, under the functions' own IAM.
-    assert all(set(c.values()) <= {"ok", UNCHECKED_WITHOUT_GROUP} for c in checks)
-    assert all(c["createTags"] == "ok" for c in checks)
-    assert {item["stop"]["stopInstances"] for item in execution.output["actions"]} == {"ok"}
+    assert all(
+        set(c["modifyNetworkInterfaceAttribute"]) <= {"ok", UNCHECKED_WITHOUT_GROUP}
+        for c in checks
+    )
+    assert all(set(c["createTags"]) == {"ok"} for c in checks)
+    stopped = [batch["stop"]["checks"]["stopInstances"] for batch in actions["results"]]
+    assert sum(counts["ok"] for counts in stopped) == 3
     assert "Verify: Check instances" not in execution.states
 
 
@@ -195,7 +205,7 @@ def test_throttled_stop_is_retried_and_mitigated(
     assert execution.outcome == "mitigated"
     assert failed_tasks(execution, "Throttled") == task_failures
     assert engine.faults[0].seen == throttles + 1  # every attempt reached the API
-    assert execution.states.count("Act: Stop instance") == 1  # a Retry stays in the state
+    assert execution.states.count("Act: Stop instances") == 1  # a Retry stays in the state
     assert instances(engine)[ids(engine)["shop-web-1"]]["state"] == "stopped"
 
 
@@ -489,9 +499,12 @@ def test_rollback_failing_in_another_region_names_what_is_left(engine_factory: A
     execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
 
     assert execution.error == "Runbook.Escalated"
-    assert execution.cause.startswith("Rollback failed (AccessDenied on")
     world = instances(engine)
     eu = ids(engine)["batch-eu-1"]
+    # The failure names the call, the instance and its region (one batch holds both regions).
+    assert execution.cause.startswith(
+        f"Rollback failed (AccessDenied: StartInstances of {eu} in eu-west-1"
+    )
     assert world[eu]["state"] == "stopped"
     assert f"{eu} (eu-west-1): stopped, not isolated" in execution.cause
     assert "(before: running" in execution.cause
@@ -499,3 +512,240 @@ def test_rollback_failing_in_another_region_names_what_is_left(engine_factory: A
         instance_id = ids(engine)[name]
         assert world[instance_id] == before[instance_id]
         assert instance_id in execution.cause.split("Returned to before-state: ")[1]
+
+
+# ---------------------------------------------------------------- events of any size
+
+
+FLEET_CIDR = "10.60.0.0/16"
+
+
+def fleet(count: int) -> list[str]:
+    """``count`` running web servers in one VPC of us-east-1, made through the engine's boto3."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    vpc = ec2.create_vpc(CidrBlock=FLEET_CIDR)["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.0.0/20")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(
+        GroupName="fleet-web", Description="fleet web traffic", VpcId=vpc
+    )["GroupId"]
+    made: list[str] = []
+    while len(made) < count:
+        size = min(1000, count - len(made))
+        result = ec2.run_instances(
+            ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=size, MaxCount=size,
+            SubnetId=subnet, SecurityGroupIds=[group],
+            TagSpecifications=[{"ResourceType": "instance",
+                                "Tags": [{"Key": "Name", "Value": "fleet-web"},
+                                         {"Key": "Stage", "Value": "Dev"}]}],
+        )
+        made += [i["InstanceId"] for i in result["Instances"]]
+    return made
+
+
+def report(entities: list[str], thread: str) -> dict[str, Any]:
+    """A DoS report naming ``entities`` (instance ARNs or bare IDs) as AWS sends it: in
+    ``resources`` and in ``affectedEntities``."""
+    event = load_event("health-abuse/dos-report-arn.json")
+    event["resources"] = list(entities)
+    event["detail"]["affectedEntities"] = [{"entityValue": value} for value in entities]
+    event["detail"]["communicationId"] = thread
+    event["detail"]["eventRegion"] = "us-east-1"
+    return event
+
+
+def arns(instance_ids: list[str]) -> list[str]:
+    return [f"arn:aws:ec2:us-east-1:123456789012:instance/{i}" for i in instance_ids]
+
+
+def largest_state(execution: Any, after: str | None = None) -> tuple[int, str]:
+    """The largest input or output of any state or task in the run's history (after state
+    ``after`` exited, when given), in bytes as Step Functions counts them, and where it was."""
+    largest = (0, "")
+    counting = after is None
+    for item in execution.history:
+        for key, details in item.items():
+            if not (isinstance(details, dict) and key.endswith("EventDetails")):
+                continue
+            if item["type"].endswith("StateExited") and details.get("name") == after:
+                counting = True
+            for field in ("input", "output", "parameters"):
+                value = details.get(field)
+                if counting and isinstance(value, str):
+                    size = len(value.encode("utf-8"))
+                    where = f"{item['type']} {details.get('name', details.get('resource', ''))}"
+                    largest = max(largest, (size, where.strip()))
+    return largest
+
+
+PARSE = "Detect: Parse Health event"
+"""The first task: it replaces the event with the plan, so the states after it carry no event."""
+
+
+def fleet_states(instance_ids: list[str]) -> dict[str, tuple[str, list[str]]]:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    found = {}
+    for start in range(0, len(instance_ids), 200):
+        page = ec2.describe_instances(InstanceIds=instance_ids[start : start + 200])
+        for reservation in page["Reservations"]:
+            for i in reservation["Instances"]:
+                groups = sorted(g["GroupName"] for e in i["NetworkInterfaces"] for g in e["Groups"])
+                found[i["InstanceId"]] = (i["State"]["Name"], groups)
+    return found
+
+
+def no_states_error(execution: Any) -> None:
+    assert not str(execution.error or "").startswith("States."), (execution.error, execution.cause)
+    assert execution.status != "TIMED_OUT"
+
+
+def test_a_thousand_reported_instances_are_mitigated(engine_factory: Any) -> None:
+    import time
+
+    engine = engine_factory(MaxInstances="1000")
+    instance_ids = fleet(1000)
+    event = report(arns(instance_ids), "fleet-1000")
+    started = time.perf_counter()
+    execution = engine.run(SCENARIO, event)
+    wall = time.perf_counter() - started
+
+    no_states_error(execution)
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.outcome == "mitigated"
+    world = fleet_states(instance_ids)
+    assert {state for state, _ in world.values()} == {"stopped"}
+    assert {tuple(groups) for _, groups in world.values()} == {(ISOLATION,)}
+    size, where = largest_state(execution)
+    later, later_where = largest_state(execution, after=PARSE)
+    print(
+        f"\n1,000 instances: {wall:.1f} s wall, {execution.virtual_seconds:.0f} s virtual, "
+        f"{execution.transitions} transitions, {len(execution.history)} history events, "
+        f"event {len(json.dumps(event)):,} bytes; largest state {size:,} bytes ({where}), "
+        f"after the parse {later:,} bytes ({later_where})"
+    )
+    assert size < 256 * 1024 and later < 128 * 1024
+    assert execution.states.count("Act: Record and isolate") == 20  # 20 batches of 50
+    detected = execution.notifications[0]["message"]
+    assert "and 980 more" in detected
+
+
+def test_a_thousand_instances_whose_stop_is_refused_are_rolled_back(engine_factory: Any) -> None:
+    """Every batch fails (StopInstances denied) after isolating: the rollback restores all 1,000,
+    and the state stays within 256 KiB with a failure from every batch."""
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",),
+                            MaxInstances="1000")
+    instance_ids = fleet(1000)
+    before = fleet_states(instance_ids)
+    execution = engine.run(SCENARIO, report(arns(instance_ids), "fleet-denied"))
+
+    no_states_error(execution)
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert fleet_states(instance_ids) == before
+    assert "Every touched instance was returned" in execution.cause
+    assert "and 980 more" in execution.cause
+    later, where = largest_state(execution, after=PARSE)
+    print(f"\n1,000 instances rolled back: largest state after the parse {later:,} bytes ({where})")
+    assert later < 128 * 1024
+
+
+def test_a_rerun_above_the_template_bound_is_an_invalid_event(engine: Any) -> None:
+    """A rerun may override maxPolls, within VerifyMaxPolls' bounds only: 200 checks would
+    outlast the execution timeout that ``opsflow validate`` proves the template's bounds fit."""
+    event = with_overrides(load_event("health-abuse/dos-report-arn.json"), maxPolls=200)
+    execution = engine.run(SCENARIO, event)
+
+    polls = PARAMETERS["VerifyMaxPolls"]
+    assert execution.error == "Runbook.InvalidEvent"
+    assert execution.cause == (
+        f"setting 'maxPolls' must be between {polls['MinValue']} and {polls['MaxValue']}, got 200"
+    )
+    assert execution.states[-1] == "Invalid event"
+    assert execution.effects == []
+
+
+def test_over_the_cap_escalates_and_changes_nothing(engine_factory: Any) -> None:
+    engine = engine_factory(MaxInstances="1000")
+    instance_ids = fleet(1001)
+    before = fleet_states(instance_ids)
+    execution = engine.run(SCENARIO, report(arns(instance_ids), "fleet-1001"))
+
+    no_states_error(execution)
+    assert execution.error == "Runbook.Escalated"
+    assert "1,001 instances reported" in execution.cause
+    assert "above the blast-radius cap of 1000" in execution.cause
+    assert fleet_states(instance_ids) == before
+    assert ec2_effects(execution) == []
+    assert "Act: Quarantine instances" not in execution.states
+
+
+def test_two_thousand_unknown_bare_ids_are_nothing_to_do(engine: Any) -> None:
+    unknown = [f"i-{n:017x}" for n in range(1, 2001)]
+    event = report(unknown, "unknown-2000")
+    event["detail"].pop("eventRegion")  # no region: looked for in every configured region
+    execution = engine.run(SCENARIO, event)
+
+    no_states_error(execution)
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.outcome == "no-action"
+    assert ec2_effects(execution) == []
+    message = execution.notifications[0]["message"]
+    assert f"{unknown[0]}: not found in us-east-1, eu-west-1" in message
+    assert "and 1,980 more" in message
+    assert "2,000 skipped" in execution.output["summary"]
+
+
+def test_an_event_near_256_kib_is_an_invalid_event_naming_the_limit(engine: Any) -> None:
+    ids = [f"i-{n:017x}" for n in range(1, 20_000)]
+    event = report([], "near-limit")
+    event["detail"].pop("affectedEntities")  # the resources list stands for them
+    while len(json.dumps(event)) < 255 * 1024:
+        event["resources"].append(ids[len(event["resources"])])
+    size = len(json.dumps(event).encode())
+    assert 250 * 1024 < size < 256 * 1024
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.status == "FAILED"
+    assert execution.error == "Runbook.InvalidEvent", (execution.error, execution.cause)
+    assert "256 KiB" in execution.cause and "262,144" in execution.cause
+    assert f"reports {len(event['resources']):,} instance(s)" in execution.cause
+    assert execution.states[:2] == ["Detect: Receive event", "Detect: Parse Health event"]
+    assert execution.effects == []
+
+
+def test_the_act_and_the_verify_fit_the_execution_timeout() -> None:
+    """``opsflow validate`` proves the verify's waiting fits the execution timeout for every
+    value the template allows; the act comes before it. At most ``ceil(MaxInstances /
+    BATCH_SIZE)`` batches run, MaxConcurrency at a time, each for at most its tasks' functions'
+    timeouts (one attempt each): that and the verify's worst-case waiting fit TimeoutSeconds,
+    and the batches' history fits the 25,000 events of one execution."""
+    import math
+
+    from health_abuse import plan as planning
+
+    from opsflow import template as cfn
+    from opsflow import validate
+    from opsflow.engine import limits
+
+    template = cfn.cached()
+    definition = json.loads((ROOT / "statemachines" / "health-abuse.asl.json").read_text())
+    act = definition["States"]["Act: Quarantine instances"]
+    functions = cfn.resources_of_type(template, "AWS::Serverless::Function")
+    default_timeout = template["Globals"]["Function"]["Timeout"]
+
+    def timeout(resource: str) -> int:
+        logical = resource.removeprefix("${").removesuffix("Arn}")
+        return int(functions[logical]["Properties"].get("Timeout", default_timeout))
+
+    per_batch = sum(
+        timeout(state["Resource"])
+        for state in act["ItemProcessor"]["States"].values()
+        if state["Type"] == "Task"
+    )
+    batches = math.ceil(PARAMETERS["MaxInstances"]["MaxValue"] / planning.BATCH_SIZE)
+    rounds = math.ceil(batches / act["MaxConcurrency"])
+    (budget,) = [c for c in validate.check_budgets() if c.name.endswith("HealthAbuseStateMachine")]
+    waiting = float(re.search(r"worst case (\d+(?:\.\d+)?) s", budget.detail).group(1))
+    act_seconds = rounds * per_batch
+    assert budget.ok, budget.detail
+    assert act_seconds + waiting <= definition["TimeoutSeconds"], (act_seconds, waiting)
+    iteration_events = 2 + 5 * len(act["ItemProcessor"]["States"])  # a generous count
+    assert batches * iteration_events < limits.HISTORY_LIMIT / 4
