@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test check lint bench build validate sam clean
+.PHONY: demo test fuzz check lint bench build validate sam clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,14 @@ test: $(STAMP) $(NODE_STAMP)
 	$(MAKE) --no-print-directory sam
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -n 2; status=$$?; $(PY) -m tests.property.harness; exit $$status
+
+## make fuzz: the property tests with fresh randomness (profile fuzz: over 1,000 generated events
+## across the runbooks) and every cell of the fault matrix; prints what was generated and seen.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -n 2 -m "fuzz or not fuzz" \
+		tests/property tests/workflow/test_fault_matrix.py; status=$$?; \
+		$(PY) -m tests.property.harness; exit $$status
 
 sam: $(STAMP)
 	$(VENV)/bin/sam validate --lint --region us-east-1

@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from runbook_kit import aws
+from runbook_kit.accounts import home_account
 from runbook_kit.errors import RunbookError, call, error_code, require, translate
 from runbook_kit.notices import notice
 
@@ -24,7 +25,10 @@ class RequestRejected(RunbookError):
 def read_trigger(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event", "settings", "execution"}`` → the first plan."""
     require(payload, "event", "settings")
-    return q.read_trigger(payload["event"], payload["settings"], payload.get("execution", ""))
+    execution = payload.get("execution", "")
+    return q.read_trigger(
+        payload["event"], payload["settings"], execution, home_account(execution, context)
+    )
 
 
 @logger.inject_lambda_context
@@ -246,18 +250,24 @@ def report_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     require(payload, "plan")
     plan = payload["plan"]
     error = payload.get("error") or {}
+    targets = plan.get("targets", [])
     try:
-        requests = _requests_for(plan.get("targets", []), plan["settings"]["asOf"])
+        requests = _requests_for(targets, plan["settings"]["asOf"])
+        _, lines = q.check(requests)
+        existing = "; ".join(lines) or "no request was made"
     except RunbookError as failure:
+        # Never "no request was made" when the account could not say: name what may exist.
         requests = []
-        error = {**error, "Cause": f"{error.get('Cause', '')} (and reading them failed: {failure})"}
-    _, lines = q.check(requests)
-    existing = "; ".join(lines) or "no request was made"
+        wanted = ", ".join(f"{t['region']} {t['quotaCode']} -> {float(t['desiredValue']):,.0f}"
+                           for t in targets) or "none planned"
+        existing = (f"UNKNOWN, reading them failed ({failure}); look for increases of {wanted} "
+                    "in the Service Quotas console")
+    # A Lambda error's Cause is its JSON (message and stack trace): keep the message.
+    what = q.failure({"error": error.get("Error", "unknown"), "cause": error.get("Cause", "")})
     cause = (
-        f"Quota increase failed ({error.get('Error', 'unknown')}: "
-        f"{str(error.get('Cause', '')).strip()[:400]}). An increase request cannot be withdrawn; "
-        f"requests that exist: {existing}. Follow up in the Service Quotas console or with AWS "
-        "Support."
+        f"Quota increase failed ({' '.join(what.split())[:400]}). An increase request cannot be "
+        f"withdrawn; requests that exist: {existing}. Follow up in the Service Quotas console or "
+        "with AWS Support."
     )
     return {
         "cause": cause,

@@ -6,6 +6,7 @@ volume-count quota. The catalogue below maps each managed quota to what is count
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -13,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from runbook_kit import settings as s
+from runbook_kit.accounts import account_of, partition_of
 from runbook_kit.errors import InvalidEvent
 from runbook_kit.notices import notice
 
@@ -71,10 +73,62 @@ def _thread(event: dict[str, Any]) -> str:
     return ""
 
 
-def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, Any]:
-    """Schedule, Health threshold breach or manual run → the plan's first half. Pure."""
+MAX_REGIONS = 64
+"""More regions than any partition has: a list longer than this is no list of regions (each
+region is one iteration of the census Map, and one entry of the plan)."""
+NAME_LIMIT = 256
+"""What the plan keeps of a quota name a breach event reports (Service Quotas' are shorter)."""
+THREAD_LIMIT = 256
+"""The longest Health event identity kept as is in the delivery record's key; a longer one is
+kept as its SHA-256 (DynamoDB refuses a partition key over 2,048 bytes)."""
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``value`` as a refusal quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _own(event: dict[str, Any], home: str, partition: str) -> None:
+    """Refuse an event of another account or partition: its usage and quotas are not this
+    account's (the account the runbook runs in: ``home``, its partition: ``partition``)."""
+    raw = event.get("detail")
+    detail: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    for name, account in (("account", event.get("account")),
+                          ("detail.affectedAccount", detail.get("affectedAccount"))):
+        if account not in (None, "") and account != home:
+            raise InvalidEvent(
+                f"the event's {name} is {_shown(account)}, and this runbook runs in {home}: it "
+                "forecasts only its own account's quotas"
+            )
+    resources = event.get("resources")
+    for arn in resources if isinstance(resources, list) else []:
+        owner, elsewhere = account_of(arn), partition_of(arn)
+        if (owner and owner != home) or (partition and elsewhere and elsewhere != partition):
+            raise InvalidEvent(
+                f"the event names {_shown(arn, 200)}, of account {owner or 'none'} in partition "
+                f"{elsewhere!r}; this runbook runs in {home} ({partition or 'partition unknown'})"
+            )
+
+
+def _thread_key(thread: str) -> str:
+    if len(thread.encode("utf-8")) <= THREAD_LIMIT:
+        return thread
+    return "sha256:" + hashlib.sha256(thread.encode("utf-8")).hexdigest()
+
+
+def read_trigger(
+    event: Any, raw: dict[str, Any], execution: str, account: str | None = None
+) -> dict[str, Any]:
+    """Schedule, Health threshold breach or manual run → the plan's first half. Pure.
+
+    ``account`` is the account the runbook runs in (the handler passes it, from the execution's
+    and the function's ARNs): an event of another account, or naming a resource of another
+    account or partition, is refused. Without it, no event is refused for its account."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"the event must be a JSON object, got {type(event).__name__}")
+    if account:
+        _own(event, account, partition_of(execution))
     source, kind = event.get("source"), event.get("detail-type")
     reported: list[dict[str, Any]] = []
     if source == SCHEDULE_SOURCE and kind == SCHEDULE_EVENT:
@@ -85,11 +139,12 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
             raise InvalidEvent("the Health event has no detail object")
         if detail.get("service") != HEALTH_SERVICE:
             raise InvalidEvent(
-                f"detail.service is {detail.get('service')!r}, expected {HEALTH_SERVICE!r}"
+                f"detail.service is {_shown(detail.get('service'))}, expected {HEALTH_SERVICE!r}"
             )
         if detail.get("eventTypeCode") != HEALTH_CODE:
             raise InvalidEvent(
-                f"detail.eventTypeCode is {detail.get('eventTypeCode')!r}, expected {HEALTH_CODE}"
+                f"detail.eventTypeCode is {_shown(detail.get('eventTypeCode'))}, expected "
+                f"{HEALTH_CODE}"
             )
         entities = detail.get("affectedEntities")
         if not isinstance(entities, list):
@@ -98,8 +153,11 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
             value = entity.get("entityValue") if isinstance(entity, dict) else None
             match = _ENTITY.match(value) if isinstance(value, str) else None
             if match and match.group("service").lower() == SERVICE_CODE:
-                reported.append({"quotaName": match.group("name"),
-                                 "utilization": float(match.group("pct"))})
+                name = match.group("name")
+                item = {"quotaName": name if len(name) <= NAME_LIMIT else name[:NAME_LIMIT - 3]
+                        + "...", "utilization": float(match.group("pct"))}
+                if item not in reported:  # an entity named twice is one report
+                    reported.append(item)
         if not reported:
             raise InvalidEvent("the threshold-breach event names no EBS quota")
         trigger = "health"
@@ -107,43 +165,56 @@ def read_trigger(event: Any, raw: dict[str, Any], execution: str) -> dict[str, A
         trigger = "manual"
     else:
         raise InvalidEvent(
-            f"not a trigger of this runbook: source {source!r}, detail-type {kind!r} (expected "
+            f"not a trigger of this runbook: source {_shown(source)}, detail-type {_shown(kind)} "
+            "(expected "
             f"{SCHEDULE_SOURCE!r} {SCHEDULE_EVENT!r}, {HEALTH_SOURCE!r} {HEALTH_EVENT!r} "
             f"({HEALTH_CODE}), or source {MANUAL_SOURCE!r})"
         )
-    merged = {**raw, **s.overrides(event, OVERRIDABLE)}
-    regions = s.as_list(merged.get("regions"))
+    given = s.overrides(event, OVERRIDABLE)
+
+    def get(name: str) -> Any:
+        return s.setting(raw, given, name, SCENARIO)
+
+    regions = list(dict.fromkeys(get("regions")))  # a region named twice is counted once
     if not regions:
         raise InvalidEvent("no regions are configured")
     for region in regions:
         if not re.fullmatch(r"[a-z]{2}(?:-[a-z]+)+-\d", region):
-            raise InvalidEvent(f"region {region!r} is not an AWS region name")
-    managed = s.as_list(merged.get("quotaCodes")) or list(QUOTAS)
+            raise InvalidEvent(f"region {_shown(region)} is not an AWS region name")
+    if len(regions) > MAX_REGIONS:
+        raise InvalidEvent(
+            f"{len(regions)} regions to count; a partition has fewer than {MAX_REGIONS}"
+        )
+    managed = get("quotaCodes")
+    if not managed:
+        raise InvalidEvent("no EBS quota codes are configured")
     unknown = [code for code in managed if code not in QUOTAS]
     if unknown:
         raise InvalidEvent(f"unknown EBS quota code(s): {', '.join(unknown)}")
-    as_of = _as_of(event, merged.get("asOf"))
+    # Not template settings: a rerun's own choices.
+    as_of = _as_of(event, given.get("asOf"))
+    ignore_duplicate = s.as_bool(given.get("ignoreDuplicate", False), "ignoreDuplicate")
     settings = {
         "regions": regions,
         "quotaCodes": managed,
-        "horizonDays": s.as_int(merged.get("horizonDays", 30), "horizonDays", 1, 365),
-        "thresholdPercent": s.as_int(merged.get("thresholdPercent", 80), "thresholdPercent", 1, 99),
-        "headroomPercent": s.as_int(merged.get("headroomPercent", 25), "headroomPercent", 0, 400),
-        "historyDays": s.as_int(merged.get("historyDays", 90), "historyDays", 7, 455),
-        "dryRun": s.as_bool(merged.get("dryRun", True), "dryRun"),
+        "horizonDays": get("horizonDays"),
+        "thresholdPercent": get("thresholdPercent"),
+        "headroomPercent": get("headroomPercent"),
+        "historyDays": get("historyDays"),
+        "dryRun": get("dryRun"),
         "asOf": as_of.isoformat(),
     }
-    account = str(event.get("account") or "")
+    account = str(event.get("account") or "")  # this account's, or none (see _own)
     return {
         "scenario": SCENARIO,
         "execution": execution,
         "trigger": trigger,
         "reported": reported,
         "dryRun": settings["dryRun"],
-        "ignoreDuplicate": s.as_bool(merged.get("ignoreDuplicate", False), "ignoreDuplicate"),
+        "ignoreDuplicate": ignore_duplicate,
         "settings": settings,
         "dedupeKey": f"{SCENARIO}#{account}#{trigger}#{as_of.isoformat()}"
-        + (f"#{thread}" if (thread := _thread(event)) else ""),
+        + (f"#{_thread_key(thread)}" if (thread := _thread(event)) else ""),
         "dedupeExpiresAt": int(
             datetime.combine(as_of + timedelta(days=14), datetime.min.time(), UTC).timestamp()
         ),
@@ -297,8 +368,9 @@ def decide(plan: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, Any
                 "No region could be counted, so no EBS quota could be judged and nothing was "
                 "requested: "
                 + "; ".join(f"{r['region']}: {failure(r)}" for r in uncounted)
-                + ". Fix the census's access (ec2:DescribeVolumes, ec2:DescribeSnapshots, "
-                "cloudwatch:PutMetricData) in each region and rerun."
+                + ". Fix what each region's failure names (counting a region reads its EBS "
+                "volumes and snapshots, records and reads CloudWatch metrics and reads its "
+                "Service Quotas) and rerun."
             )
         }
     plan["summary"] = (

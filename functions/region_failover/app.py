@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from runbook_kit import aws
 from runbook_kit import settings as s
-from runbook_kit.accounts import account_of, home_account
+from runbook_kit.accounts import account_of, home_account, partition_of
 from runbook_kit.errors import AccountUnknown, InvalidEvent, require
 from runbook_kit.notices import notice
 
@@ -26,6 +26,15 @@ MANUAL_SOURCE = "opsflow.manual"
 """The source of a manual run (e.g. ``events/region-failover/failback.json``)."""
 OVERRIDABLE = {"dryRun", "mode", "ignoreDuplicate", "ignoreCooldown", "requireApproval"}
 REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+ALARM_NAME_LIMIT = 255
+"""CloudWatch: an alarm's name has at most 255 characters."""
+REASON_LIMIT = 1023
+"""CloudWatch: an alarm state's reason has at most 1023 characters."""
+TEXT_LIMIT = 64
+"""What the plan keeps of an alarm's other texts (state values, time stamps): CloudWatch's are
+a few dozen characters. The plan is copied into every notice, so it holds only bounded text."""
+DATAPOINT_FIELDS = ("timestamp", "sampleCount", "value", "threshold")
+"""The fields of an evaluated datapoint in an alarm's reasonData (CloudWatch's own)."""
 
 
 def _pairs(value: Any, name: str) -> dict[str, str]:
@@ -39,39 +48,42 @@ def _pairs(value: Any, name: str) -> dict[str, str]:
 
 
 def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
-    merged = {**raw, **s.overrides(event, OVERRIDABLE)}
-    primary, standby = str(merged.get("primaryRegion", "")), str(merged.get("standbyRegion", ""))
+    """The settings the state machine passed (template parameters), then the rerun's overrides,
+    each typed as its parameter and an override held to its constraints
+    (``runbook_kit.settings.setting``)."""
+    given = s.overrides(event, OVERRIDABLE)
+
+    def get(name: str) -> Any:
+        return s.setting(raw, given, name, SCENARIO)
+
+    primary, standby = get("primaryRegion"), get("standbyRegion")
     for region in (primary, standby):
         if not REGION.match(region):
             raise InvalidEvent(f"region {region!r} is not an AWS region name")
     if primary == standby:
         raise InvalidEvent("the primary and standby regions must differ")
-    mechanism = str(merged.get("mechanism", "route53"))
-    if mechanism not in ("route53", "globalaccelerator"):
-        raise InvalidEvent(f"mechanism must be route53 or globalaccelerator, got {mechanism!r}")
     return {
         "regions": [primary, standby],
         "primaryRegion": primary,
         "standbyRegion": standby,
-        "alarms": _pairs(merged.get("alarms"), "alarms"),
-        "alarmRegion": str(merged.get("alarmRegion") or primary),
-        "mechanism": mechanism,
-        "hostedZoneId": str(merged.get("hostedZoneId", "")),
-        "recordName": str(merged.get("recordName", "")),
-        "listenerArn": str(merged.get("listenerArn", "")),
-        "targetGroups": _pairs(merged.get("targetGroups"), "targetGroups"),
-        "minHealthyTargets": s.as_int(merged.get("minHealthyTargets", 2), "minHealthyTargets", 1),
-        "cooldownMinutes": s.as_int(merged.get("cooldownMinutes", 60), "cooldownMinutes", 0),
-        "healthyPolls": s.as_int(merged.get("healthyPolls", 3), "healthyPolls", 1, 50),
-        "pollSeconds": s.as_int(merged.get("pollSeconds", 30), "pollSeconds", 1, 3600),
-        "maxPolls": s.as_int(merged.get("maxPolls", 10), "maxPolls", 1, 200),
-        "stateParameter": str(merged.get("stateParameter", "/opsflow/region-failover/state")),
-        "dryRun": s.as_bool(merged.get("dryRun", True), "dryRun"),
-        "ignoreCooldown": s.as_bool(merged.get("ignoreCooldown", False), "ignoreCooldown"),
-        "requireApproval": s.as_bool(merged.get("requireApproval", False), "requireApproval"),
-        "approvalTimeoutSeconds": s.as_int(
-            merged.get("approvalTimeoutSeconds", 900), "approvalTimeoutSeconds", 1, 86400
-        ),
+        "alarms": _pairs(get("alarms"), "alarms"),
+        "alarmRegion": str(get("alarmRegion")),
+        "mechanism": get("mechanism"),
+        "hostedZoneId": get("hostedZoneId"),
+        "recordName": get("recordName"),
+        "listenerArn": get("listenerArn"),
+        "targetGroups": _pairs(get("targetGroups"), "targetGroups"),
+        "minHealthyTargets": get("minHealthyTargets"),
+        "cooldownMinutes": get("cooldownMinutes"),
+        "healthyPolls": get("healthyPolls"),
+        "pollSeconds": get("pollSeconds"),
+        "maxPolls": get("maxPolls"),
+        "stateParameter": str(get("stateParameter")),
+        "dryRun": get("dryRun"),
+        # Not a template setting: a rerun's own choice.
+        "ignoreCooldown": s.as_bool(given.get("ignoreCooldown", False), "ignoreCooldown"),
+        "requireApproval": get("requireApproval"),
+        "approvalTimeoutSeconds": get("approvalTimeoutSeconds"),
     }
 
 
@@ -80,6 +92,11 @@ def _alarm(detail: dict[str, Any]) -> dict[str, Any]:
     state, previous = detail.get("state"), detail.get("previousState")
     if not isinstance(name, str) or not name:
         raise InvalidEvent("detail.alarmName is missing")
+    if len(name) > ALARM_NAME_LIMIT:
+        raise InvalidEvent(
+            f"detail.alarmName has {len(name)} characters; a CloudWatch alarm's name has at most "
+            f"{ALARM_NAME_LIMIT}"
+        )
     if not isinstance(state, dict) or not isinstance(state.get("value"), str):
         raise InvalidEvent("detail.state.value is missing")
     if previous is not None and not isinstance(previous, dict):
@@ -91,24 +108,45 @@ def _alarm(detail: dict[str, Any]) -> dict[str, Any]:
             data = json.loads(raw) if isinstance(raw, str) else raw
         except ValueError:
             raise InvalidEvent("detail.state.reasonData is not valid JSON") from None
-        if isinstance(data, dict):
-            evaluated = data.get("evaluatedDatapoints") or []
+        if isinstance(data, dict) and isinstance(data.get("evaluatedDatapoints"), list):
+            evaluated = [_datapoint(d) for d in data["evaluatedDatapoints"][:5]
+                         if isinstance(d, dict)]
     return {
         "name": name,
-        "state": state["value"],
-        "previous": (previous or {}).get("value", "UNKNOWN"),
-        "reason": str(state.get("reason", "")),
-        "timestamp": str(state.get("timestamp", "")),
-        "evaluatedDatapoints": evaluated[:5],
+        "state": _short(state["value"], TEXT_LIMIT),
+        "previous": _short((previous or {}).get("value", "UNKNOWN"), TEXT_LIMIT),
+        "reason": _short(state.get("reason", ""), REASON_LIMIT),
+        "timestamp": _short(state.get("timestamp", ""), TEXT_LIMIT),
+        "evaluatedDatapoints": evaluated,
     }
 
 
-def _own(event: dict[str, Any], home: str) -> None:
-    """Refuse an event of another account: its alarm is not one of this runbook's."""
+def _short(value: Any, limit: int) -> str:
+    """``value`` as text of at most ``limit`` characters (cut with `...` when longer)."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _datapoint(point: dict[str, Any]) -> dict[str, Any]:
+    """An evaluated datapoint's own fields (numbers as numbers, the time as bounded text)."""
+    kept: dict[str, Any] = {}
+    for key in DATAPOINT_FIELDS:
+        value = point.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            kept[key] = value
+        elif key == "timestamp" and value is not None:
+            kept[key] = _short(value, TEXT_LIMIT)
+    return kept
+
+
+def _own(event: dict[str, Any], home: str, partition: str = "") -> None:
+    """Refuse an event of another account or partition: its alarm is not one of this
+    runbook's (``partition``: the runbook's, when known)."""
     account = event.get("account")
     if account not in (None, "") and account != home:
         raise InvalidEvent(
-            f"the event is for account {account!r}, and this runbook runs in {home}: "
+            f"the event is for account {_short(repr(account), TEXT_LIMIT)}, and this runbook "
+            f"runs in {home}: "
             "it acts only on its own account's alarms"
         )
     resources = event.get("resources")
@@ -116,7 +154,14 @@ def _own(event: dict[str, Any], home: str) -> None:
         owner = account_of(arn)
         if owner and owner != home:
             raise InvalidEvent(
-                f"the event names {arn}, of account {owner}; this runbook runs in {home}"
+                f"the event names {_short(arn, ALARM_NAME_LIMIT)}, of account {owner}; this "
+                f"runbook runs in {home}"
+            )
+        elsewhere = partition_of(arn)
+        if partition and elsewhere and elsewhere != partition:
+            raise InvalidEvent(
+                f"the event names {_short(arn, ALARM_NAME_LIMIT)}, of partition {elsewhere!r}; "
+                f"this runbook runs in {partition!r}"
             )
 
 
@@ -131,7 +176,7 @@ def parse(
     home = account or account_of(execution)
     if not home:
         raise AccountUnknown(f"cannot tell the runbook's account from execution {execution!r}")
-    _own(event, home)
+    _own(event, home, partition_of(execution))
     config = _settings(raw, event)
     mode = str((event.get("opsflow") or {}).get("mode", "failover"))
     if mode not in ("failover", "failback"):

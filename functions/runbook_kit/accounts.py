@@ -23,6 +23,17 @@ def account_of(arn: Any) -> str:
     return ""
 
 
+def partition_of(arn: Any) -> str:
+    """The partition an ARN names (``aws``, ``aws-cn``, ``aws-us-gov``, …), else ``""``.
+
+    An account ID is unique only within its partition: ``arn:aws-cn:…:123456789012:…`` is not
+    the resource of account 123456789012 in ``aws``."""
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) >= 6 and parts[0] == "arn" and parts[1]:
+        return parts[1]
+    return ""
+
+
 def home_account(execution: Any, context: Any) -> str:
     """The account the runbook runs in: named by its execution's ARN and by the function's own
     ARN (``context.invoked_function_arn``). Raises ``AccountUnknown`` when neither names one and

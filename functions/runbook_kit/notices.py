@@ -13,10 +13,18 @@ SUBJECT_LIMIT = 99
 """SNS: a subject must be less than 100 characters."""
 
 
+def subject_line(text: str) -> str:
+    """``text`` as SNS takes a subject: printable ASCII (any other character, e.g. of an
+    event's text, becomes ``?``), on one line, beginning with a visible character, and less than
+    100 characters. SNS refuses any other subject, and the notice would never be sent."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split())).strip()
+    if len(text) > SUBJECT_LIMIT:
+        text = text[: SUBJECT_LIMIT - 3] + "..."
+    return text or "opsflow"
+
+
 def notice(subject: str, sms: str, full: str) -> dict[str, Any]:
-    subject = " ".join(subject.split())
-    if len(subject) > SUBJECT_LIMIT:
-        subject = subject[: SUBJECT_LIMIT - 3] + "..."
+    subject = subject_line(subject)
     sms = " ".join(sms.split())
     if len(sms) > SMS_LIMIT:
         sms = sms[: SMS_LIMIT - 3] + "..."

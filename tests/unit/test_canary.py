@@ -4,6 +4,7 @@ the region-failover runbook reads the alarm event that latency raises."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.error
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from botocore.exceptions import ParamValidationError
 from botocore.validate import validate_parameters
 from moto import mock_aws
 from region_failover import app as failover
+from runbook_kit.parameters import PARAMETERS
+from runbook_kit.parameters import SETTINGS as SOURCES
 
 from functions.region_failover import canary
 
@@ -254,11 +257,22 @@ def test_handler_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # ---------------------------------------------------------------- region-failover: reading events
 
-FAILOVER_SETTINGS = {
-    "primaryRegion": "us-east-1",
-    "standbyRegion": "us-east-2",
-    "alarms": "opsflow-canary-us-east-1=us-east-1,opsflow-canary-us-east-2=us-east-2",
-}
+def passed_settings(**computed: str) -> dict[str, str]:
+    """What the state machine passes with the template's defaults: each setting's parameter
+    default, and ``computed`` for those the template computes (resources, the region)."""
+    raw = {
+        name: computed[name] if parameter is None else str(PARAMETERS[parameter]["Default"])
+        for name, parameter in SOURCES[failover.SCENARIO].items()
+    }
+    raw.update(computed)
+    return raw
+
+
+FAILOVER_SETTINGS = passed_settings(
+    alarms="opsflow-canary-us-east-1=us-east-1,opsflow-canary-us-east-2=us-east-2",
+    alarmRegion="us-east-1",
+    stateParameter="/opsflow/region-failover/state",
+)
 FAILOVER_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:opsflow-failover:run-1"
 
 
@@ -329,4 +343,56 @@ def test_alarm_parse_needs_the_runbook_account() -> None:
         failover.parse(alarm(), FAILOVER_SETTINGS, "run-1")
     assert failover.parse(alarm(), FAILOVER_SETTINGS, "run-1", "123456789012")["from"] == (
         "us-east-1"
+    )
+
+
+# ---------------------------------------------------------------- region-failover: settings
+
+
+def test_failover_settings_are_the_template_defaults_typed() -> None:
+    config = failover.parse(alarm(), FAILOVER_SETTINGS, FAILOVER_EXECUTION)["settings"]
+    assert config["pollSeconds"] == int(PARAMETERS["FailoverPollSeconds"]["Default"])
+    assert config["maxPolls"] == int(PARAMETERS["FailoverMaxPolls"]["Default"])
+    assert config["approvalTimeoutSeconds"] == int(PARAMETERS["ApprovalTimeoutSeconds"]["Default"])
+    assert config["dryRun"] is True and config["requireApproval"] is False
+    assert config["mechanism"] == "route53"
+    assert config["stateParameter"] == "/opsflow/region-failover/state"
+
+
+@pytest.mark.parametrize("name", sorted(FAILOVER_SETTINGS))
+def test_a_failover_setting_not_passed_is_an_invalid_event(name: str) -> None:
+    raw = {key: value for key, value in FAILOVER_SETTINGS.items() if key != name}
+    with pytest.raises(failover.InvalidEvent, match=f"setting '{name}' is missing"):
+        failover.parse(alarm(), raw, FAILOVER_EXECUTION)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"requireApproval": "maybe"}, "setting 'requireApproval' must be true or false"),
+        ({"dryRun": 2}, "setting 'dryRun' must be true or false, got 2"),
+        ({"maxPolls": 5}, "unknown override(s) maxPolls"),
+    ],
+)
+def test_failover_overrides_are_held_to_the_template(
+    override: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(failover.InvalidEvent, match=re.escape(message)):
+        failover.parse(alarm(opsflow=override), FAILOVER_SETTINGS, FAILOVER_EXECUTION)
+
+
+def test_failover_template_values_are_typed_as_their_parameters() -> None:
+    raw = {**FAILOVER_SETTINGS, "maxPolls": " 7 ", "targetGroups": "us-east-1=tg-a, us-east-2=tg-b"}
+    config = failover.parse(alarm(), raw, FAILOVER_EXECUTION)["settings"]
+    assert config["maxPolls"] == 7
+    assert config["targetGroups"] == {"us-east-1": "tg-a", "us-east-2": "tg-b"}
+    with pytest.raises(failover.InvalidEvent, match="setting 'maxPolls' must be a whole number"):
+        failover.parse(alarm(), {**raw, "maxPolls": "ten"}, FAILOVER_EXECUTION)
+
+
+def test_failover_rerun_overrides_are_typed() -> None:
+    event = alarm(opsflow={"requireApproval": "true", "dryRun": False, "ignoreCooldown": True})
+    config = failover.parse(event, FAILOVER_SETTINGS, FAILOVER_EXECUTION)["settings"]
+    assert (config["requireApproval"], config["dryRun"], config["ignoreCooldown"]) == (
+        True, False, True
     )

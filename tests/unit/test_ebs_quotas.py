@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from ebs_quota import quotas
 from runbook_kit.errors import InvalidEvent
+from runbook_kit.parameters import PARAMETERS
+from runbook_kit.parameters import SETTINGS as SOURCES
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ebs-quota-forecast"
 ACCOUNT = "123456789012"
@@ -242,15 +244,21 @@ def test_an_unknown_override_key_is_rejected(key: str) -> None:
         trigger(event)
 
 
+def _bound(key: str, which: str) -> int:
+    """A setting's bound as the template states it (through the generated parameters)."""
+    return int(PARAMETERS[str(SOURCES[quotas.SCENARIO][key])][which])
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("horizonDays", 0),
-        ("horizonDays", 366),
+        ("horizonDays", _bound("horizonDays", "MinValue") - 1),
+        ("horizonDays", _bound("horizonDays", "MaxValue") + 1),
         ("horizonDays", "soon"),
-        ("thresholdPercent", 0),
-        ("thresholdPercent", 100),
-        ("headroomPercent", -1),
+        ("thresholdPercent", _bound("thresholdPercent", "MinValue") - 1),
+        ("thresholdPercent", _bound("thresholdPercent", "MaxValue") + 1),
+        ("headroomPercent", _bound("headroomPercent", "MinValue") - 1),
+        ("headroomPercent", _bound("headroomPercent", "MaxValue") + 1),
         ("dryRun", "maybe"),
     ],
 )
@@ -262,13 +270,42 @@ def test_out_of_range_overrides_are_rejected(key: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "value"),
-    [("horizonDays", 1), ("horizonDays", 365), ("thresholdPercent", 1), ("thresholdPercent", 99)],
+    ("key", "which"),
+    [
+        ("horizonDays", "MinValue"),
+        ("horizonDays", "MaxValue"),
+        ("thresholdPercent", "MinValue"),
+        ("thresholdPercent", "MaxValue"),
+        ("headroomPercent", "MaxValue"),
+    ],
 )
-def test_overrides_at_the_bounds_are_accepted(key: str, value: int) -> None:
+def test_overrides_at_the_bounds_are_accepted(key: str, which: str) -> None:
     event = load("manual-rerun.json")
-    event["opsflow"][key] = value
-    assert trigger(event)["settings"][key] == value
+    event["opsflow"][key] = _bound(key, which)
+    assert trigger(event)["settings"][key] == _bound(key, which)
+
+
+def test_an_override_message_names_the_template_bound() -> None:
+    event = load("manual-rerun.json")
+    event["opsflow"]["horizonDays"] = 1000
+    with pytest.raises(InvalidEvent) as raised:
+        trigger(event)
+    assert str(raised.value) == (
+        f"setting 'horizonDays' must be between {_bound('horizonDays', 'MinValue')} and "
+        f"{_bound('horizonDays', 'MaxValue')}, got 1000"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(RAW_SETTINGS))
+def test_a_setting_the_state_machine_did_not_pass_is_an_invalid_event(name: str) -> None:
+    raw = {key: value for key, value in RAW_SETTINGS.items() if key != name}
+    with pytest.raises(InvalidEvent, match=f"setting '{name}' is missing"):
+        quotas.read_trigger(load("daily-schedule.json"), raw, EXECUTION)
+
+
+def test_no_quota_codes_is_an_invalid_event() -> None:
+    with pytest.raises(InvalidEvent, match="no EBS quota codes are configured"):
+        trigger(load("daily-schedule.json"), quotaCodes="")
 
 
 def test_dedupe_key_is_per_account_trigger_and_day() -> None:

@@ -1,0 +1,266 @@
+"""What the property tests and the fault matrix found, one test each.
+
+* Fixed here (in ``functions/region_failover``, ``functions/ebs_quota``, ``functions/runbook_kit``):
+  plain tests that keep them fixed.
+* In code this suite does not own: strict ``xfail`` tests stating the exact finding. Each one
+  fails today; when its defect is fixed it passes, and ``strict`` makes that a failure until the
+  mark (and its entry in ``harness.KNOWN``, when it has one) is removed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from ebs_quota import app as ebs_app
+from ebs_quota import quotas
+from health_abuse import entities
+from region_failover import app as failover
+from runbook_kit.errors import InvalidEvent
+from runbook_kit.notices import notice, subject_line
+
+from opsflow.engine import limits
+from opsflow.engine.runner import LocalEngine
+from tests.property import harness
+from tests.property.strategies import HOME, samples
+
+ALLOWED = harness.typed_errors()
+EXECUTION = f"arn:aws:states:us-east-1:{HOME}:execution:opsflow-X:finding"
+
+
+def harness_settings() -> dict[str, Any]:
+    """ebs-quota-forecast's settings as the state machine passes them (strings)."""
+    return {"dryRun": "true", "regions": "us-east-1,eu-west-1", "quotaCodes": "L-7A658B76",
+            "horizonDays": "30", "thresholdPercent": "80", "headroomPercent": "25",
+            "historyDays": "90"}
+
+
+def sample(scenario: str, name: str) -> Any:
+    return copy.deepcopy(samples(scenario)[name])
+
+
+def run(scenario: str, event: Any) -> Any:
+    with LocalEngine(scenarios=[scenario]) as engine:
+        return engine.run(scenario, event)
+
+
+def ends_in_the_runbook(scenario: str, event: Any, execution: Any) -> None:
+    found = harness.problems(scenario, event, execution, ALLOWED)
+    assert not found, [f"{p.kind}: {p.detail[:300]}" for p in found]
+
+
+# ----------------------------------------------------------------------------- fixed here
+def test_region_failover_refuses_an_alarm_of_another_partition() -> None:
+    """Was: ``_own`` compared only the account of the ARNs in ``resources``, so an alarm ARN of
+    ``aws-us-gov`` with this account's ID started a failover in ``aws``."""
+    event = sample("region-failover", "alarm-primary.json")
+    event["resources"] = [
+        f"arn:aws-us-gov:cloudwatch:us-east-1:{HOME}:alarm:opsflow-canary-us-east-1"]
+    execution = run("region-failover", event)
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert "partition 'aws-us-gov'" in (execution.cause or "")
+    ends_in_the_runbook("region-failover", event, execution)
+
+
+def test_region_failover_plan_holds_bounded_alarm_text() -> None:
+    """Was: the alarm's reason (and every evaluated datapoint as given) went into the plan and
+    into each of its six notices twice, so a 30,000-character reason made PreflightFunction's
+    result pass 256 KiB: the run ended ``States.DataLimitExceeded``. CloudWatch's own limits
+    bound them now (reason 1,023 characters, name 255)."""
+    event = sample("region-failover", "alarm-primary.json")
+    event["detail"]["state"]["reason"] = "r" * 30_000
+    data = json.loads(event["detail"]["state"]["reasonData"])
+    data["evaluatedDatapoints"][0]["extra"] = "x" * 50_000
+    event["detail"]["state"]["reasonData"] = json.dumps(data)
+    execution = run("region-failover", event)
+    assert execution.outcome == "mitigated", execution.cause
+    ends_in_the_runbook("region-failover", event, execution)
+    with pytest.raises(InvalidEvent, match="at most 255"):
+        failover._alarm({**event["detail"], "alarmName": "a" * 256})
+    alarm = failover._alarm(event["detail"])
+    assert len(alarm["reason"]) == failover.REASON_LIMIT
+    assert all(set(p) <= set(failover.DATAPOINT_FIELDS) for p in alarm["evaluatedDatapoints"])
+
+
+def test_ebs_refuses_an_event_of_another_account() -> None:
+    """Was: ``read_trigger`` never looked at the account, so a threshold-breach event for
+    account 210987654321 made this account request a quota increase."""
+    event = sample("ebs-quota-forecast", "health-threshold-breach.json")
+    event["account"] = event["detail"]["affectedAccount"] = "210987654321"
+    execution = run("ebs-quota-forecast", event)
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    ends_in_the_runbook("ebs-quota-forecast", event, execution)
+    schedule = sample("ebs-quota-forecast", "daily-schedule.json")
+    schedule["resources"] = [f"arn:aws-cn:events:cn-north-1:{HOME}:rule/x"]
+    with pytest.raises(InvalidEvent, match="partition 'aws-cn'"):
+        quotas.read_trigger(schedule, harness_settings(), EXECUTION, account=HOME)
+
+
+def test_ebs_delivery_key_stays_within_dynamodb_limits() -> None:
+    """Was: the Health event's communicationId went into the delivery record's key as is; one
+    over 2,048 bytes made ``Detect: Record delivery`` fail (ValidationException) and the run
+    escalate as a detection failure."""
+    event = sample("ebs-quota-forecast", "health-threshold-breach.json")
+    event["detail"]["communicationId"] = "c" * 5000
+    execution = run("ebs-quota-forecast", event)
+    assert execution.outcome == "mitigated", execution.cause
+    key = next(e["resource"] for e in execution.effects if harness.delivery_record(e))
+    assert len(key.encode()) < 2048 and "sha256:" in key
+
+
+class _Denied:
+    """A Service Quotas client whose history cannot be read."""
+
+    def list_requested_service_quota_change_history_by_quota(self, **_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+                          "ListRequestedServiceQuotaChangeHistoryByQuota")
+
+
+def test_ebs_report_never_claims_no_request_when_it_could_not_read() -> None:
+    """Was: when the requests could not be read, the cause said "requests that exist: no
+    request was made", and the Lambda error's whole JSON (stack trace included) was cut at 400
+    characters, so what failed was lost."""
+    plan = {"targets": [{"region": "us-east-1", "quotaCode": "L-7A658B76", "desiredValue": 53.0}],
+            "settings": {"asOf": "2026-03-14"}}
+    error = {"Error": "AccessDenied", "Cause": json.dumps({
+        "errorType": "AccessDenied", "errorMessage": "GetRequestedServiceQuotaChange: denied",
+        "stackTrace": ["  File \"x.py\", line 1\n" * 40]})}
+    original = ebs_app.aws.client
+    ebs_app.aws.client = lambda service, region: _Denied()  # type: ignore[assignment]
+    try:
+        report = ebs_app.report_requests.__wrapped__({"plan": plan, "error": error}, None)
+    finally:
+        ebs_app.aws.client = original  # type: ignore[assignment]
+    cause = report["cause"]
+    assert "no request was made" not in cause
+    assert "UNKNOWN" in cause and "us-east-1 L-7A658B76 -> 53" in cause
+    assert "GetRequestedServiceQuotaChange: denied" in cause and "stackTrace" not in cause
+
+
+def test_ebs_regions_override_is_deduplicated_and_bounded() -> None:
+    """Was: a rerun's ``regions`` override of 3,000 copies of one region ran the census Map
+    3,000 times (52 s of real time) and ended ``States.DataLimitExceeded``."""
+    event = sample("ebs-quota-forecast", "manual-rerun.json")
+    event["opsflow"]["regions"] = ["us-east-1"] * 3000
+    plan = quotas.read_trigger(event, harness_settings(), EXECUTION, account=HOME)
+    assert plan["settings"]["regions"] == ["us-east-1"]
+    many = [f"us-{a}{b}-1" for a in "abcdefghij" for b in "abcdefghij"]
+    event["opsflow"]["regions"] = many
+    with pytest.raises(InvalidEvent, match="100 regions"):
+        quotas.read_trigger(event, harness_settings(), EXECUTION, account=HOME)
+
+
+def test_ebs_escalation_names_every_call_a_count_needs() -> None:
+    """Was: "Fix the census's access (ec2:DescribeVolumes, ec2:DescribeSnapshots,
+    cloudwatch:PutMetricData)" even when Service Quotas or GetMetricStatistics was refused."""
+    regions = [{"region": "us-east-1", "counted": False, "error": "AccessDenied",
+                "cause": "GetServiceQuota L-7A658B76: AccessDeniedException"}]
+    plan = {"settings": {"horizonDays": 30, "thresholdPercent": 80, "asOf": "2026-03-14"},
+            "dryRun": False, "trigger": "schedule"}
+    cause = quotas.decide(plan, regions)["escalate"]["cause"]
+    assert "GetServiceQuota" in cause and "Service Quotas" in cause
+    assert "(ec2:DescribeVolumes, ec2:DescribeSnapshots, cloudwatch:PutMetricData)" not in cause
+
+
+def test_notice_subjects_are_what_sns_takes() -> None:
+    """Was: a subject carrying an event's non-ASCII text (health-abuse puts the event's type
+    code in it) was refused by SNS, the notification failure was tolerated, and a no-action run
+    ended with nobody told."""
+    for text in ("opsflow: abuse report ÄBUSE_日本: nothing to do", "a\x00b\x7fc", " ", "x" * 300):
+        subject = notice(text, "sms", "full")["subject"]
+        assert limits.SNS_SUBJECT.fullmatch(subject), subject
+    assert subject_line("opsflow: fine") == "opsflow: fine"
+    event = sample("health-abuse", "dos-report-arn.json")
+    event["detail"]["eventTypeCode"] = "AWS_ABUSE_DÖS_REPORT"
+    execution = run("health-abuse", event)
+    assert execution.outcome == "no-action" and execution.notifications, execution.cause
+
+
+# ----------------------------------------------------------------------------- not ours: xfail
+@pytest.mark.xfail(strict=True, reason=(
+    "functions/health_abuse/plan.py: the plan copies the event's texts into its notices "
+    "unbounded (each notice's full text twice, 'default' and 'email'): an eventArn of 40,000 "
+    "characters (an event of 41 KB) makes InspectInstances' result pass 256 KiB, and the run "
+    "ends States.DataLimitExceeded (uncatchable), outside the runbook"))
+def test_health_abuse_long_texts_end_in_the_runbook() -> None:
+    event = sample("health-abuse", "dos-report-arn.json")
+    event["detail"]["eventArn"] = "arn:aws:health:global::event/" + "y" * 40_000
+    execution = run("health-abuse", event)
+    ends_in_the_runbook("health-abuse", event, execution)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "functions/health_abuse/plan.py: the 'regions' override is validated region by region but "
+    "never deduplicated or bounded, and the plan carries it into every search and notice: a "
+    "global report rerun with {\"opsflow\": {\"regions\": [\"us-east-1\"] * 3000}} makes "
+    "InspectInstances' result pass 256 KiB (States.DataLimitExceeded, outside the runbook)"))
+def test_health_abuse_regions_override_is_bounded() -> None:
+    event = sample("health-abuse", "dos-report-global.json")
+    event["opsflow"] = {"regions": ["us-east-1"] * 3000}
+    execution = run("health-abuse", event)
+    ends_in_the_runbook("health-abuse", event, execution)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "functions/health_abuse/entities.py: Report.dedupe_key holds the communicationId (or "
+    "eventArn) as is: one of 5,000 characters makes the delivery record's key pass DynamoDB's "
+    "2,048 bytes, 'Detect: Record delivery' fails with ValidationException, and a report the "
+    "runbook could act on escalates as a detection failure"))
+def test_health_abuse_long_communication_id_is_acted_on() -> None:
+    event = sample("health-abuse", "dos-report-arn.json")
+    event["detail"]["communicationId"] = "c" * 5000
+    execution = run("health-abuse", event)
+    assert execution.outcome == "mitigated", execution.cause
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "functions/health_abuse/entities.py: INSTANCE_ARN_RE accepts every partition (aws-cn, "
+    "aws-us-gov, aws-iso...) and only the account is compared, so the entity "
+    "arn:aws-cn:ec2:us-east-1:123456789012:instance/i-40388cb894a7263cf is taken as this "
+    "account's instance and quarantined by the runbook, which runs in partition aws"))
+def test_health_abuse_ignores_instance_arns_of_other_partitions() -> None:
+    arn = f"arn:aws-cn:ec2:us-east-1:{HOME}:instance/i-40388cb894a7263cf"
+    event = sample("health-abuse", "dos-report-arn.json")
+    event["detail"]["affectedEntities"] = [{"entityValue": arn}]
+    report = entities.read(event, HOME)
+    assert report.instances == [] and arn in report.foreign
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "functions/health_abuse/entities.py: an entity whose status is an object or a list "
+    "(`status not in AFFECTED`, a frozenset) raises TypeError: unhashable type: 'dict' in "
+    "ParseHealthEventFunction, so the run escalates as a detection failure with a stack trace "
+    "instead of refusing the event (InvalidEvent) or reporting the entity"))
+def test_health_abuse_entity_status_of_any_type_is_read() -> None:
+    event = sample("health-abuse", "dos-report-bare-ids.json")
+    event["detail"]["affectedEntities"][0]["status"] = {"value": "IMPAIRED"}
+    try:
+        entities.read(event, HOME)
+    except InvalidEvent:
+        pass
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "opsflow/engine/limits.py: payload_size measures json.dumps with ensure_ascii (moto's "
+    "to_json_str), so each non-ASCII character counts as its \\uXXXX escape (6 bytes, 12 for "
+    "one outside the BMP) instead of its 2 to 4 UTF-8 bytes: data AWS accepts (256 KiB of "
+    "UTF-8) ends States.DataLimitExceeded locally from about 43,700 characters like 'é'"))
+def test_engine_counts_payloads_in_utf8() -> None:
+    value = {"text": "é" * 10 + "🛑"}
+    assert limits.payload_size(value) == len(
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "workflows/runbook.py: every state keeps the whole event at $.event beside the plan, so an "
+    "event of 240,000 bytes (within the 256 KiB of EventBridge and Step Functions) ends "
+    "States.DataLimitExceeded in ebs-quota-forecast (its plan, five notices with their full "
+    "text twice, passes the remaining 22 KiB at 'Detect: Decide increases')"))
+def test_an_event_near_the_limit_ends_in_the_runbook() -> None:
+    event = sample("ebs-quota-forecast", "daily-schedule.json")
+    event["detail"] = {"padding": "x" * (240_000 - len(json.dumps(event)))}
+    execution = run("ebs-quota-forecast", event)
+    ends_in_the_runbook("ebs-quota-forecast", event, execution)
