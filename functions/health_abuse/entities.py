@@ -21,6 +21,7 @@ Shapes handled (see ``events/health-abuse/``):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,8 @@ RESOLVED = "RESOLVED"
 ENTITY_STATUSES = ("IMPAIRED", "UNIMPAIRED", "UNKNOWN", "PENDING", "RESOLVED")
 """AWS Health's ``EntityStatusCode`` values (API reference, ``AffectedEntity.statusCode``)."""
 DEDUPE_DAYS = 14
+DEDUPE_THREAD_LIMIT = 1024
+"""Bytes of a thread ID kept as is in a delivery record's key (DynamoDB keys: 2,048 bytes)."""
 
 _INSTANCE_ID = r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})"
 INSTANCE_ID_RE = re.compile(rf"^{_INSTANCE_ID}$")
@@ -72,7 +75,11 @@ class Report:
 
     @property
     def dedupe_key(self) -> str:
+        """The delivery record's key. A thread ID long enough to pass DynamoDB's 2,048-byte key
+        is replaced by its SHA-256, which identifies it as well."""
         thread = self.communication_id or self.event_arn
+        if len(thread.encode("utf-8")) > DEDUPE_THREAD_LIMIT:
+            thread = "sha256:" + hashlib.sha256(thread.encode("utf-8")).hexdigest()
         return f"health-abuse#{self.account}#{thread}#page-{self.page}"
 
 
@@ -114,11 +121,15 @@ def _region(value: Any) -> str | None:
     return value
 
 
-def read(event: Any, home_account: str | None = None) -> Report:
+def read(
+    event: Any, home_account: str | None = None, home_partition: str | None = None
+) -> Report:
     """Validate an EventBridge AWS Health abuse event and extract what it reports.
 
     ``home_account`` is the account the runbook runs in (the handler always passes it): an event
-    for another account is rejected, and entity ARNs are compared with it. Without it (pure
+    for another account is rejected, and entity ARNs are compared with it; an account ID is
+    unique only within its partition, so an ARN of another partition than ``home_partition``
+    (the handler passes the execution's) is foreign too. Without it (pure
     use), they are compared with the account the event names; with neither, every ARN that
     names an account is foreign (nothing is acted on by guess).
 
@@ -198,7 +209,9 @@ def read(event: Any, home_account: str | None = None) -> Report:
         arn = INSTANCE_ARN_RE.match(value)
         if arn:
             instance_id, instance_region = arn.group("id"), arn.group("region")
-            if arn.group("account") and arn.group("account") != own:
+            if (home_partition and value.split(":", 2)[1] != home_partition) or (
+                arn.group("account") and arn.group("account") != own
+            ):
                 report.foreign.append(value)
                 continue
         elif INSTANCE_ID_RE.match(value):
@@ -209,7 +222,7 @@ def read(event: Any, home_account: str | None = None) -> Report:
         if status == RESOLVED:
             report.resolved.append(instance_id)
             continue
-        if status is not None and status not in AFFECTED:
+        if status is not None and (not isinstance(status, str) or status not in AFFECTED):
             report.unaffected.append({"entity": instance_id, "status": str(status)})
             continue
         if instance_id in seen:

@@ -14,11 +14,13 @@ from typing import Any
 
 from health_abuse import entities
 from runbook_kit import settings as s
-from runbook_kit.accounts import account_of
+from runbook_kit.accounts import account_of, partition_of
 from runbook_kit.errors import AccountUnknown, InvalidEvent
 from runbook_kit.notices import console_link, notice
 
 SCENARIO = "health-abuse"
+MAX_REGIONS = 40
+"""More than every commercial AWS region there is (about 35): a longer list is a mistake."""
 OVERRIDABLE = {
     "dryRun",
     "maxInstances",
@@ -88,12 +90,16 @@ def effective_settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, 
     def get(name: str) -> Any:
         return s.setting(raw, given, name, SCENARIO)
 
-    regions = get("regions")
+    regions = list(dict.fromkeys(get("regions")))
     for region in regions:
         if not entities.REGION_RE.match(region):
             raise InvalidEvent(f"configured region {region!r} is not an AWS region name")
     if not regions:
         raise InvalidEvent("no regions are configured")
+    if len(regions) > MAX_REGIONS:
+        raise InvalidEvent(
+            f"{len(regions)} regions configured; at most {MAX_REGIONS} can be searched"
+        )
     return {
         "dryRun": get("dryRun"),
         # Not a template setting: a rerun's own choice.
@@ -159,7 +165,7 @@ def parse(
     home = account or account_of(execution)
     if not home:
         raise AccountUnknown(f"cannot tell the runbook's account from execution {execution!r}")
-    report = entities.read(event, home)
+    report = entities.read(event, home, partition_of(execution) or "aws")
     config = effective_settings(raw_settings, event)
     relevant = report.type_code in config["abuseCodes"] and report.status_code != "closed"
     reported = report.instances if relevant else []

@@ -319,10 +319,13 @@ def _uncatchable_errors() -> None:
 
 # ----------------------------------------------------------------------------- payload size
 def payload_size(value: Any) -> int:
-    """Bytes of ``value`` as Step Functions counts them: its JSON as a UTF-8 string."""
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    """Bytes of ``value`` as Step Functions counts them: its JSON as a UTF-8 string (each
+    non-ASCII character its 2 to 4 UTF-8 bytes, not a 6-byte ``\\uXXXX`` escape)."""
+    import json
 
-    text = value if isinstance(value, str) else to_json_str(value, separators=(",", ":"))
+    text = value if isinstance(value, str) else json.dumps(
+        value, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return len(text.encode("utf-8"))
 
 

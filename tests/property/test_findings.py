@@ -192,11 +192,6 @@ def test_health_abuse_long_texts_end_in_the_runbook() -> None:
     ends_in_the_runbook("health-abuse", event, execution)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "functions/health_abuse/plan.py: the 'regions' override is validated region by region but "
-    "never deduplicated or bounded, and the plan carries it into every search and notice: a "
-    "global report rerun with {\"opsflow\": {\"regions\": [\"us-east-1\"] * 3000}} makes "
-    "InspectInstances' result pass 256 KiB (States.DataLimitExceeded, outside the runbook)"))
 def test_health_abuse_regions_override_is_bounded() -> None:
     event = sample("health-abuse", "dos-report-global.json")
     event["opsflow"] = {"regions": ["us-east-1"] * 3000}
@@ -204,11 +199,6 @@ def test_health_abuse_regions_override_is_bounded() -> None:
     ends_in_the_runbook("health-abuse", event, execution)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "functions/health_abuse/entities.py: Report.dedupe_key holds the communicationId (or "
-    "eventArn) as is: one of 5,000 characters makes the delivery record's key pass DynamoDB's "
-    "2,048 bytes, 'Detect: Record delivery' fails with ValidationException, and a report the "
-    "runbook could act on escalates as a detection failure"))
 def test_health_abuse_long_communication_id_is_acted_on() -> None:
     event = sample("health-abuse", "dos-report-arn.json")
     event["detail"]["communicationId"] = "c" * 5000
@@ -216,24 +206,14 @@ def test_health_abuse_long_communication_id_is_acted_on() -> None:
     assert execution.outcome == "mitigated", execution.cause
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "functions/health_abuse/entities.py: INSTANCE_ARN_RE accepts every partition (aws-cn, "
-    "aws-us-gov, aws-iso...) and only the account is compared, so the entity "
-    "arn:aws-cn:ec2:us-east-1:123456789012:instance/i-40388cb894a7263cf is taken as this "
-    "account's instance and quarantined by the runbook, which runs in partition aws"))
 def test_health_abuse_ignores_instance_arns_of_other_partitions() -> None:
     arn = f"arn:aws-cn:ec2:us-east-1:{HOME}:instance/i-40388cb894a7263cf"
     event = sample("health-abuse", "dos-report-arn.json")
     event["detail"]["affectedEntities"] = [{"entityValue": arn}]
-    report = entities.read(event, HOME)
+    report = entities.read(event, HOME, "aws")  # the parse passes the execution's partition
     assert report.instances == [] and arn in report.foreign
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "functions/health_abuse/entities.py: an entity whose status is an object or a list "
-    "(`status not in AFFECTED`, a frozenset) raises TypeError: unhashable type: 'dict' in "
-    "ParseHealthEventFunction, so the run escalates as a detection failure with a stack trace "
-    "instead of refusing the event (InvalidEvent) or reporting the entity"))
 def test_health_abuse_entity_status_of_any_type_is_read() -> None:
     event = sample("health-abuse", "dos-report-bare-ids.json")
     event["detail"]["affectedEntities"][0]["status"] = {"value": "IMPAIRED"}
@@ -243,11 +223,6 @@ def test_health_abuse_entity_status_of_any_type_is_read() -> None:
         pass
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "opsflow/engine/limits.py: payload_size measures json.dumps with ensure_ascii (moto's "
-    "to_json_str), so each non-ASCII character counts as its \\uXXXX escape (6 bytes, 12 for "
-    "one outside the BMP) instead of its 2 to 4 UTF-8 bytes: data AWS accepts (256 KiB of "
-    "UTF-8) ends States.DataLimitExceeded locally from about 43,700 characters like 'é'"))
 def test_engine_counts_payloads_in_utf8() -> None:
     value = {"text": "é" * 10 + "🛑"}
     assert limits.payload_size(value) == len(

@@ -296,6 +296,11 @@ def test_arns_of_other_partitions_and_without_account_are_instances() -> None:
         ("i-0abc1234", "us-east-1"),
     ]
     assert report.unparseable == report.foreign == []
+    # The runbook passes its own partition: another partition's ARNs are never its instances.
+    in_gov = entities.read(make_event({"affectedEntities": entities_of(*values)}),
+                           home_partition="aws-us-gov")
+    assert [i for i, _ in instance_pairs(in_gov)] == [I1, "i-0abc1234"]
+    assert in_gov.foreign == values[1:3]
 
 
 # ---------------------------------------------------------------- entities.read: entities
