@@ -44,7 +44,7 @@ levels deep; a file far deeper is not an event, and Python's JSON reader (recurs
 otherwise crash on it."""
 
 
-def _depth(value: Any) -> int:
+def event_depth(value: Any) -> int:
     """How deeply arrays and objects nest in ``value`` (iterative: any depth is safe)."""
     deepest, pending = 0, [(value, 1)]
     while pending:
@@ -72,7 +72,7 @@ def _read_event(path: str) -> Any:
         ) from None
     except ValueError as error:
         raise UsageError(f"{path} is not valid JSON: {error}") from None
-    depth = _depth(event)
+    depth = event_depth(event)
     if depth > MAX_EVENT_DEPTH:
         raise UsageError(
             f"{path} nests arrays or objects {depth} levels deep; an event has at most "

@@ -20,7 +20,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from opsflow.engine.limits import PAYLOAD_LIMIT
+from opsflow.cli import event_depth
+from opsflow.engine.limits import PAYLOAD_LIMIT, payload_size
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -47,19 +48,10 @@ def samples(scenario: str) -> dict[str, Any]:
     }
 
 
-def size_of(value: Any) -> int:
-    """Bytes of ``value`` as the local engine counts a payload (non-ASCII escaped)."""
-    return len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
-
-
-def depth_of(value: Any) -> int:
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            pending += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
-    return deepest
+size_of = payload_size
+"""Bytes of ``value`` as Step Functions (and the local engine) count a payload."""
+depth_of = event_depth
+"""How deeply arrays and objects nest, as the CLI measures an event file."""
 
 
 def fits(value: Any) -> bool:
