@@ -51,14 +51,16 @@ test: $(STAMP) $(NODE_STAMP)
 	$(MAKE) --no-print-directory sam
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -q -n 2; status=$$?; $(PY) -m tests.property.harness; exit $$status
+	export HYPOTHESIS_PROFILE=ci OPSFLOW_FUZZ_RUN=test-$$$$; $(PY) -m pytest -q -n 2; \
+		status=$$?; $(PY) -m tests.property.harness; exit $$status
 
 ## make fuzz: the property tests with fresh randomness (profile fuzz: over 1,000 generated events
 ## across the runbooks) and every cell of the fault matrix; prints what was generated and seen.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -n 2 -m "fuzz or not fuzz" \
-		tests/property tests/workflow/test_fault_matrix.py; status=$$?; \
-		$(PY) -m tests.property.harness; exit $$status
+	export HYPOTHESIS_PROFILE=fuzz OPSFLOW_FUZZ_RUN=fuzz-$$$$; \
+		$(PY) -m pytest -q -n 2 -m "fuzz or not fuzz" --durations=5 \
+		tests/property tests/workflow/test_fault_matrix.py; \
+		status=$$?; $(PY) -m tests.property.harness; exit $$status
 
 sam: $(STAMP)
 	$(VENV)/bin/sam validate --lint --region us-east-1

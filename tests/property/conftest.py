@@ -127,14 +127,16 @@ def bench_factory() -> Iterator[Any]:
         bench.close()
 
 
-RUN = uuid.uuid4().hex
-"""This session's id when it runs without xdist (xdist gives every worker the session's)."""
+RUN = os.environ.get("OPSFLOW_FUZZ_RUN") or uuid.uuid4().hex
+"""The session's id, for its tally: ``OPSFLOW_FUZZ_RUN`` (``make`` sets it, then prints that
+session's tally), else xdist's id of the session, else a new one."""
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     worker = getattr(session.config, "workerinput", None) or {"workerid": "main", "testrunuid": RUN}
+    run = os.environ.get("OPSFLOW_FUZZ_RUN") or worker["testrunuid"]
     if sum(harness.TALLY.generated.values()):
-        harness.TALLY.dump(worker["testrunuid"], worker["workerid"], PROFILE)
+        harness.TALLY.dump(run, worker["workerid"], PROFILE)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

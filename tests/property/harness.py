@@ -343,7 +343,7 @@ def summary(run: str | None = None) -> list[str]:
 
 
 
-if __name__ == "__main__":  # python -m tests.property.harness: the latest session's tally
-    found = summary()
+if __name__ == "__main__":  # python -m tests.property.harness: a session's tally
+    found = summary(os.environ.get("OPSFLOW_FUZZ_RUN") or None)
     print("\n".join(["== opsflow property tests ==", *found] if found else
                      ["opsflow property tests: no tally (no property test ran)"]))
