@@ -30,12 +30,7 @@ SETTINGS = {
 
 
 def phases() -> runbook.Phases:
-    read = runbook.lambda_task(
-        "Detect: Read trigger",
-        "ReadQuotaTriggerFunction",
-        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
-        result_path="$.plan",
-    )
+    read = runbook.read_event("Detect: Read trigger", "ReadQuotaTriggerFunction", SETTINGS)
     count = runbook.lambda_task(
         "Detect: Count EBS usage", "CountRegionFunction", {"region.$": "$.region"},
         result_path="$.census",

@@ -76,13 +76,7 @@ def _busy_retry() -> sdk.Retry:
 def phases() -> runbook.Phases:
     # Detect. The plan replaces the event in the state (ResultPath "$"): the event stays the
     # execution's input, and the states carry only what the plan keeps of it.
-    parse = runbook.lambda_task(
-        "Detect: Parse Health event",
-        "ParseHealthEventFunction",
-        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
-        result_path="$",
-        result_selector={"plan.$": "$"},
-    )
+    parse = runbook.read_event("Detect: Parse Health event", "ParseHealthEventFunction", SETTINGS)
     inspect = runbook.lambda_task(
         "Detect: Inspect reported instances",
         "InspectInstancesFunction",

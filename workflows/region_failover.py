@@ -44,12 +44,7 @@ SETTINGS = {
 
 
 def phases() -> runbook.Phases:
-    parse = runbook.lambda_task(
-        "Detect: Read alarm",
-        "ParseAlarmFunction",
-        {"event.$": runbook.EVENT, "settings": dict(SETTINGS), "execution.$": "$$.Execution.Id"},
-        result_path="$.plan",
-    )
+    parse = runbook.read_event("Detect: Read alarm", "ParseAlarmFunction", SETTINGS)
     preflight = runbook.lambda_task(
         "Detect: Pre-flight target region", "PreflightFunction", {"plan.$": "$.plan"},
         result_path="$.plan",

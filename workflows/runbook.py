@@ -17,10 +17,10 @@ them into one state machine with the parts every runbook shares:
 
 Data contract between phases: the execution's input (the event, whatever JSON it is) is kept at
 ``$.event`` by the first state, so a task can always add its result next to it and a Catch can
-always record an error (neither can be applied to an input that is not an object). A scenario
-whose events may be large replaces the state with ``{"plan": ...}`` in its first task
-(ResultPath ``$``): the event stays the execution's input, and no later state carries it (Step
-Functions holds a state's data to 256 KiB). The detect chain leaves ``$.plan`` with
+always record an error (neither can be applied to an input that is not an object). The first
+task of the detect chain (:func:`read_event`) replaces the state with ``{"plan": ...}``: the
+event stays the execution's input, and no later state carries it (Step Functions holds a
+state's data to 256 KiB). The detect chain leaves ``$.plan`` with
 ``scenario``, ``dryRun``,
 ``actionable``, optionally ``dedupeKey`` and ``escalate``, and ``notices`` — a map of notice
 objects ``{"subject", "message"}`` where ``message`` is an SNS JSON message structure
@@ -113,6 +113,21 @@ def lambda_task(
     for retry in standard_retries():
         task.add_retry(retry)
     return task
+
+
+def read_event(name: str, function: str, settings: dict[str, str]) -> sdk.Task:
+    """The first task of every detect chain: ``function`` reads the event (at :data:`EVENT`)
+    with the runbook's settings and the execution's ID, and its result, the plan, replaces the
+    state (``{"plan": ...}``). The event stays the execution's input (in its history); no later
+    state carries it, so an event near Step Functions' 256 KiB leaves room for the plan.
+    """
+    return lambda_task(
+        name,
+        function,
+        {"event.$": EVENT, "settings": dict(settings), "execution.$": "$$.Execution.Id"},
+        result_path="$",
+        result_selector={"plan.$": "$"},
+    )
 
 
 def notify(name: str, notice_path: str) -> sdk.Task:

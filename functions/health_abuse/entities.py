@@ -39,6 +39,9 @@ AFFECTED = frozenset({"IMPAIRED"})
 RESOLVED = "RESOLVED"
 ENTITY_STATUSES = ("IMPAIRED", "UNIMPAIRED", "UNKNOWN", "PENDING", "RESOLVED")
 """AWS Health's ``EntityStatusCode`` values (API reference, ``AffectedEntity.statusCode``)."""
+EVENT_ARN_LIMIT = 1600
+EVENT_TYPE_CODE_LIMIT = 100
+"""AWS Health's bounds on an event's ARN and type code (its API model; a test checks them)."""
 DEDUPE_DAYS = 14
 DEDUPE_THREAD_LIMIT = 1024
 """Bytes of a thread ID kept as is in a delivery record's key (DynamoDB keys: 2,048 bytes)."""
@@ -83,13 +86,19 @@ class Report:
         return f"health-abuse#{self.account}#{thread}#page-{self.page}"
 
 
-def _text(value: Any, name: str, required: bool = True, strip: bool = True) -> str:
+def _text(
+    value: Any, name: str, required: bool = True, strip: bool = True, limit: int | None = None
+) -> str:
     if value is None or value == "":
         if required:
             raise InvalidEvent(f"the event has no {name}")
         return ""
     if not isinstance(value, str):
         raise InvalidEvent(f"{name} must be a string, got {type(value).__name__}")
+    if limit is not None and len(value) > limit:
+        raise InvalidEvent(
+            f"{name} is {len(value):,} characters long; AWS Health's are at most {limit:,}"
+        )
     return value.strip() if strip else value
 
 
@@ -144,8 +153,11 @@ def read(
         raise InvalidEvent("the event has no detail object")
     _identity(detail.get("service"), "detail.service", SERVICE)
     # Matched against the quarantine codes exactly, as the rule matches it.
-    type_code = _text(detail.get("eventTypeCode"), "detail.eventTypeCode", strip=False)
-    event_arn = _text(detail.get("eventArn"), "detail.eventArn")
+    type_code = _text(
+        detail.get("eventTypeCode"), "detail.eventTypeCode", strip=False,
+        limit=EVENT_TYPE_CODE_LIMIT,
+    )
+    event_arn = _text(detail.get("eventArn"), "detail.eventArn", limit=EVENT_ARN_LIMIT)
     account = _text(event.get("account"), "account", required=False) or _text(
         detail.get("affectedAccount"), "detail.affectedAccount", required=False
     )

@@ -1,7 +1,8 @@
 """Notices: one subject, an SMS-sized text and a full message, published in one SNS call.
 
-The ``message`` is an SNS JSON message structure: ``default`` (e-mail and anything else), ``sms``
-(one GSM-7 SMS segment, 140 characters, is the aim: plain ASCII, no ellipsis character).
+The ``message`` is an SNS JSON message structure: ``default`` (e-mail and anything else: SNS
+sends ``default`` to every protocol the structure does not name, so the full text is held once),
+``sms`` (one GSM-7 SMS segment, 140 characters, is the aim: plain ASCII, no ellipsis character).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def notice(subject: str, sms: str, full: str) -> dict[str, Any]:
     sms = " ".join(sms.split())
     if len(sms) > SMS_LIMIT:
         sms = sms[: SMS_LIMIT - 3] + "..."
-    return {"subject": subject, "message": {"default": full, "email": full, "sms": sms}}
+    return {"subject": subject, "message": {"default": full, "sms": sms}}
 
 
 def console_link(region: str, execution: str | None) -> str:

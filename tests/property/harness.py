@@ -7,7 +7,7 @@ escalated told a person, and no instance was touched that the event names only b
 another account or partition.
 
 :data:`KNOWN` holds the defects found in code this suite may not change; each has a strict
-``xfail`` test that reproduces it (see ``test_known_defects.py``). A run whose only problem is
+``xfail`` test that reproduces it (in ``test_findings.py``). A run whose only problem is
 a known defect's is tallied under that defect instead of failing the property; when the defect
 is fixed its xfail test passes, fails as strict, and the entry goes.
 """
@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,50 +212,10 @@ class Known:
         return bool(KNOWN_SIGNATURES[self.id](scenario, problem))
 
 
-KNOWN = [
-    Known(
-        "health-abuse-plan-size",
-        "functions/health_abuse/plan.py",
-        "The plan copies the event's texts into its notices unbounded (each notice's full text "
-        "twice): an eventArn of 40,000 characters makes InspectInstances' result pass 256 KiB, "
-        "and the run ends States.DataLimitExceeded (uncatchable), outside the runbook.",
-        "test_health_abuse_long_texts_end_in_the_runbook",
-    ),
-    Known(
-        "health-abuse-status-type",
-        "functions/health_abuse/entities.py",
-        "An entity whose status is an object or a list raises TypeError (unhashable) in "
-        "ParseHealthEventFunction: the run escalates as a detection failure.",
-        "test_health_abuse_entity_status_of_any_type_is_read",
-    ),
-    Known(
-        "health-abuse-partition",
-        "functions/health_abuse/entities.py",
-        "INSTANCE_ARN_RE accepts every partition (aws-cn, aws-us-gov, aws-iso...) and only the "
-        "account is compared: an entity arn:aws-cn:ec2:us-east-1:123456789012:instance/i-... "
-        "is taken as this account's instance, which the runbook (partition aws) quarantines.",
-        "test_health_abuse_ignores_instance_arns_of_other_partitions",
-    ),
-]
-KNOWN_SIGNATURES = {
-    "health-abuse-plan-size": lambda scenario, p: (
-        scenario == "health-abuse"
-        and p.kind == "unhandled-end"
-        and "States.DataLimitExceeded" in p.detail
-        and re.search(r"opsflow-(InspectInstances|ParseHealthEvent)Function' returned a result",
-                      p.detail)
-    ),
-    "health-abuse-status-type": lambda scenario, p: (
-        scenario == "health-abuse"
-        and p.kind == "lambda-crash"
-        and p.detail.startswith("TypeError: unhashable type")
-    ),
-    "health-abuse-partition": lambda scenario, p: (
-        scenario == "health-abuse"
-        and p.kind == "acted-on-foreign"
-        and "only as partition aws-" in p.detail
-    ),
-}
+KNOWN: list[Known] = []
+"""None today: every defect the property tests found is fixed, with its test in
+``test_findings.py``."""
+KNOWN_SIGNATURES: dict[str, Callable[[str, Problem], bool]] = {}
 
 
 def known_defect(scenario: str, problem: Problem) -> Known | None:

@@ -2,9 +2,9 @@
 
 * Fixed here (in ``functions/region_failover``, ``functions/ebs_quota``, ``functions/runbook_kit``):
   plain tests that keep them fixed.
-* In code this suite does not own: strict ``xfail`` tests stating the exact finding. Each one
-  fails today; when its defect is fixed it passes, and ``strict`` makes that a failure until the
-  mark (and its entry in ``harness.KNOWN``, when it has one) is removed.
+* In code this suite does not own, when one is found: a strict ``xfail`` test stating the exact
+  finding (and its entry in ``harness.KNOWN``). When its defect is fixed it passes, and
+  ``strict`` makes that a failure until the mark and the entry are removed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import copy
 import json
 from typing import Any
 
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 from ebs_quota import app as ebs_app
@@ -179,17 +180,29 @@ def test_notice_subjects_are_what_sns_takes() -> None:
     assert execution.outcome == "no-action" and execution.notifications, execution.cause
 
 
-# ----------------------------------------------------------------------------- not ours: xfail
-@pytest.mark.xfail(strict=True, reason=(
-    "functions/health_abuse/plan.py: the plan copies the event's texts into its notices "
-    "unbounded (each notice's full text twice, 'default' and 'email'): an eventArn of 40,000 "
-    "characters (an event of 41 KB) makes InspectInstances' result pass 256 KiB, and the run "
-    "ends States.DataLimitExceeded (uncatchable), outside the runbook"))
 def test_health_abuse_long_texts_end_in_the_runbook() -> None:
+    """Was: the plan copied the event's texts into its notices unbounded (each notice's full
+    text twice, ``default`` and ``email``): an eventArn of 40,000 characters made
+    InspectInstances' result pass 256 KiB, and the run ended ``States.DataLimitExceeded``
+    (uncatchable) with nobody told. AWS Health's own bounds (eventArn 1,600 characters, type
+    code 100) reject such an event, and a notice holds its full text once."""
     event = sample("health-abuse", "dos-report-arn.json")
     event["detail"]["eventArn"] = "arn:aws:health:global::event/" + "y" * 40_000
     execution = run("health-abuse", event)
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert "at most 1,600" in (execution.cause or "")
     ends_in_the_runbook("health-abuse", event, execution)
+    event["detail"]["eventArn"] = "arn:aws:health:global::event/" + "y" * (
+        entities.EVENT_ARN_LIMIT - len("arn:aws:health:global::event/"))
+    execution = run("health-abuse", event)
+    assert execution.outcome == "mitigated", execution.cause
+    ends_in_the_runbook("health-abuse", event, execution)
+
+
+def test_health_bounds_are_aws_healths() -> None:
+    model = botocore.session.get_session().get_service_model("health")
+    assert entities.EVENT_ARN_LIMIT == model.shape_for("eventArn").metadata["max"]
+    assert entities.EVENT_TYPE_CODE_LIMIT == model.shape_for("eventTypeCode").metadata["max"]
 
 
 def test_health_abuse_regions_override_is_bounded() -> None:
@@ -229,13 +242,16 @@ def test_engine_counts_payloads_in_utf8() -> None:
         json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workflows/runbook.py: every state keeps the whole event at $.event beside the plan, so an "
-    "event of 240,000 bytes (within the 256 KiB of EventBridge and Step Functions) ends "
-    "States.DataLimitExceeded in ebs-quota-forecast (its plan, five notices with their full "
-    "text twice, passes the remaining 22 KiB at 'Detect: Decide increases')"))
-def test_an_event_near_the_limit_ends_in_the_runbook() -> None:
-    event = sample("ebs-quota-forecast", "daily-schedule.json")
-    event["detail"] = {"padding": "x" * (240_000 - len(json.dumps(event)))}
-    execution = run("ebs-quota-forecast", event)
-    ends_in_the_runbook("ebs-quota-forecast", event, execution)
+@pytest.mark.parametrize("scenario", ["ebs-quota-forecast", "region-failover", "health-abuse"])
+def test_an_event_near_the_limit_ends_in_the_runbook(scenario: str) -> None:
+    """Was: every state kept the whole event at ``$.event`` beside the plan, so an event of
+    240,000 bytes (within the 256 KiB of EventBridge and Step Functions) ended
+    ``States.DataLimitExceeded`` in ebs-quota-forecast at 'Detect: Decide increases'. The first
+    task of every runbook (``runbook.read_event``) now replaces the state with the plan."""
+    name = {"ebs-quota-forecast": "daily-schedule.json", "region-failover": "alarm-primary.json",
+            "health-abuse": "dos-report-arn.json"}[scenario]
+    event = sample(scenario, name)
+    event["detail"]["padding"] = "x" * (240_000 - len(json.dumps(event)))
+    execution = run(scenario, event)
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    ends_in_the_runbook(scenario, event, execution)
