@@ -43,3 +43,23 @@ def cached_json(name: str, digest: str, compute: Callable[[], Any]) -> Any:
     except OSError:
         pass  # a read-only checkout still works, only slower
     return value
+
+
+def cached_blob(name: str, digest: str, compute: Callable[[], bytes]) -> bytes:
+    """``compute()``'s bytes, stored as ``DIR/name-digest.bin`` (atomically, as
+    :func:`cached_json`). Entries are read only from this project's own cache folder, which
+    only this code writes."""
+    path = DIR / f"{name}-{digest}.bin"
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    value = compute()
+    try:
+        DIR.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=DIR, delete=False, suffix=".tmp") as handle:
+            handle.write(value)
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+    return value

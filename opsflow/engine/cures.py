@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -327,33 +328,45 @@ def _cache_json_paths() -> None:
 
 
 def _cache_parse_trees() -> None:
-    """Speed, not a defect: moto parses the definition with ANTLR at create and again at every
-    start (hundreds of ms for a runbook-sized definition). The parse tree depends only on the
-    text and is only read afterwards, so keep it; evaluation components are still built fresh
-    for every execution."""
-    from antlr4 import CommonTokenStream, InputStream
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    """Speed, not a defect: moto parses the definition with ANTLR and builds its evaluation
+    components (the program) at create and again at every start: about 0.5 s for a
+    runbook-sized definition in a new process, 0.1 s even with ANTLR's caches warm. The program
+    depends only on the text, so it is built once and kept pickled, in memory and on disk
+    (:func:`opsflow.engine.cache.cached_blob`, keyed by the definition and moto's version);
+    every execution unpickles its own fresh copy (a few ms), as moto's own build would give it.
+    An invalid definition raises as before and is never stored. moto uses only the program of
+    the pair it returns (the tree is for LocalStack's static analysers, which moto does not
+    run), so the tree is not kept."""
+    import pickle
+
+    import moto
     from moto.stepfunctions.parser.asl.parse import asl_parser
 
-    trees: dict[str, Any] = {}
-    tree_lock = threading.Lock()
+    from opsflow.engine import cache
+
+    original = asl_parser.AmazonStateLanguageParser.parse
+    programs: dict[str, bytes] = {}
+    lock = threading.Lock()
+
+    def build(definition: str) -> bytes:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))  # a program is a deep graph of components
+        try:
+            return pickle.dumps(original(definition)[0], protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            sys.setrecursionlimit(limit)
 
     def parse(definition: str) -> tuple[Any, Any]:
-        with tree_lock:
-            tree = trees.get(definition)
-        if tree is None:
-            listener = asl_parser.SyntaxErrorListener()
-            parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
-            parser.removeErrorListeners()
-            parser.addErrorListener(listener)
-            tree = parser.state_machine()
-            if listener.errors:
-                raise asl_parser.ASLParserException(errors=listener.errors)
-            with tree_lock:
-                trees[definition] = tree
-        return asl_parser.Preprocessor().visit(tree), tree
+        with lock:
+            blob = programs.get(definition)
+        if blob is None:
+            digest = cache.key("asl-program", moto.__version__, sys.version, definition)
+            blob = cache.cached_blob("asl", digest, lambda: build(definition))
+            with lock:
+                programs[definition] = blob
+        return pickle.loads(blob), None
 
+    parse.forget = programs.clear  # type: ignore[attr-defined]
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
 
 

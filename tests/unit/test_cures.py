@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -432,26 +433,42 @@ def test_event_patterns_look_inside_arrays_of_objects(
     assert EventPattern.load(json.dumps(pattern)).matches_event(event) is matches
 
 
-# ------------------------------------------------------------------------- parse-tree cache
-def test_parse_trees_are_cached_and_programs_built_fresh() -> None:
+# ------------------------------------------------------------------------- program cache
+def test_programs_are_built_once_and_every_execution_gets_its_own(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
     from moto.stepfunctions.parser.asl.component.program.program import Program
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
+    from opsflow.engine import cache
+
     cures.install()
+    monkeypatch.setattr(cache, "DIR", tmp_path)
     definition = json.dumps(
         {
             "Comment": f"cache-{uuid.uuid4().hex}",
             "StartAt": "Only",
-            "States": {"Only": {"Type": "Pass", "End": True}},
+            "States": {"Only": {"Type": "Pass", "Result": {"n": 1}, "End": True}},
         }
     )
-    first, first_tree = AmazonStateLanguageParser.parse(definition)
-    second, second_tree = AmazonStateLanguageParser.parse(definition)
-    assert second_tree is first_tree
+    first, _ = AmazonStateLanguageParser.parse(definition)
+    second, _ = AmazonStateLanguageParser.parse(definition)
     assert isinstance(first, Program) and isinstance(second, Program)
     assert second is not first
     assert second.states is not first.states
     assert second.start_at is not first.start_at
+    assert second.start_at.start_at_name == "Only"
+    entries = list(tmp_path.glob("asl-*.bin"))
+    assert len(entries) == 1
+    # Another process reads the stored program: the entry is what it gets.
+    other = json.dumps({"StartAt": "Else", "States": {"Else": {"Type": "Succeed"}}})
+    stored, _ = AmazonStateLanguageParser.parse(other)
+    entry = next(e for e in tmp_path.glob("asl-*.bin") if e != entries[0])
+    entries[0].write_bytes(entry.read_bytes())
+    AmazonStateLanguageParser.parse.forget()  # type: ignore[attr-defined]
+    read, _ = AmazonStateLanguageParser.parse(definition)
+    assert read.start_at.start_at_name == "Else" != first.start_at.start_at_name
+    assert stored.start_at.start_at_name == "Else"
 
 
 def test_a_definition_with_a_syntax_error_still_raises() -> None:
