@@ -6,6 +6,7 @@ show which cures still work (and, by removing a cure, whether it is still needed
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -21,6 +22,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 
 from opsflow.engine import cures
@@ -822,3 +825,48 @@ def test_tags_by_resource_id_are_what_moto_would_list(aws: None) -> None:
         slow = backend.describe_tags(filters={"resource-id": [f"{v}*" for v in ids]})
         assert fast == slow
         assert {t["resource_id"] for t in fast} == set(ids) and len(fast) == 3 * len(ids)
+
+
+# ------------------------------------------------------------------------- state data copies
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(JSON_VALUES)
+def test_state_data_is_copied_as_deepcopy_copies_it(value: Any) -> None:
+    copied = cures.json_copy(value)
+    assert copied == copy.deepcopy(value)
+    if isinstance(value, dict | list) and value:
+        assert copied is not value
+        copied.clear()
+        assert value  # the original is untouched
+
+
+def test_non_json_data_and_memos_still_go_to_deepcopy() -> None:
+    stamp = datetime(2026, 3, 14, tzinfo=UTC)
+    nested = {"a": [{"when": stamp, "raw": bytearray(b"x")}]}
+    copied = cures.json_copy(nested)
+    assert copied == nested and copied["a"][0]["raw"] is not nested["a"][0]["raw"]
+    memo: dict[int, Any] = {}
+    assert cures.json_copy([1], memo) == [1] and memo
+
+
+def test_the_interpreter_copies_state_data_as_json() -> None:
+    import importlib
+
+    cures.install()
+    for name in cures._JSON_COPYING:
+        assert importlib.import_module(name).copy.deepcopy is cures.json_copy, name
+
+
+def test_action_names_are_listed_once_per_class() -> None:
+    from moto.core import responses
+    from moto.ec2.responses import EC2Response
+
+    cures.install()
+    first = responses.method_names_from_class(EC2Response)
+    assert "describe_instances" in first
+    assert responses.method_names_from_class(EC2Response) is first
