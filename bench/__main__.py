@@ -6,11 +6,14 @@ Numbers are printed, never asserted: these machines are shared and noisy.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
@@ -82,9 +85,136 @@ def bench_failover_detection() -> None:
     )
 
 
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def case_memory(scenario: str, path: str) -> dict[str, Any]:
+    """One case in this (fresh) process: its peak resident memory, engine and run included."""
+    from opsflow.engine.runner import LocalEngine
+
+    event = json.loads((ROOT / path).read_text())
+    before = _peak_mib()
+    with LocalEngine(scenarios=[scenario]) as engine:
+        execution = engine.run(scenario, event)
+    return {"before": before, "peak": _peak_mib(), "outcome": execution.outcome}
+
+
+def bench_memory() -> None:
+    print("\nPeak resident memory per case (each in a fresh process: interpreter, imports, "
+          "engine, world and one run)")
+    for scenario, path, label in CASES:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench", "--memory", scenario, path],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        ).stdout
+        found = json.loads(out.strip().splitlines()[-1])
+        print(f"  {scenario:<19} {label:<24} {found['peak']:>6.0f} MiB "
+              f"(imports and interpreter {found['before']:.0f} MiB)")
+
+
+def _wall(argv: list[str], runs: int) -> float:
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True, cwd=ROOT,
+                       env={**os.environ, "NO_COLOR": "1"})
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
+def bench_cli() -> None:
+    """Whole processes, as a person runs them (warm disk caches)."""
+    opsflow = [sys.executable, "-m", "opsflow"]
+    bare = _wall([sys.executable, "-c", "pass"], 5)
+    boto = _wall([sys.executable, "-c", "import boto3"], 3)
+    helped = _wall([*opsflow, "--help"], 5)
+    print("\nWhole CLI processes (median wall time, warm caches)")
+    print(f"  python -c pass           {bare:6.3f} s   (the interpreter alone)")
+    print(f"  python -c 'import boto3' {boto:6.3f} s")
+    print(f"  opsflow --help           {helped:6.3f} s")
+    for scenario, path, _ in CASES[:1] + CASES[2:]:
+        took = _wall([*opsflow, "run", scenario, "--event", path], 3)
+        print(f"  opsflow run {scenario:<19} {took:6.3f} s")
+
+
+def _abuse_at_scale(count: int) -> tuple[float, str]:
+    from opsflow.engine.runner import LocalEngine
+
+    event = json.loads((ROOT / "events/health-abuse/dos-report-bare-ids.json").read_text())
+    with LocalEngine(scenarios=["health-abuse"], parameters={"MaxInstances": "1000"}) as engine:
+        ec2 = engine.client("ec2", "us-east-1")
+        vpc = ec2.describe_instances(InstanceIds=[engine.world["health-abuse"]["instances"][
+            "shop-web-1"]])["Reservations"][0]["Instances"][0]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.16.0/20")["Subnet"]["SubnetId"]
+        ids: list[str] = []
+        while len(ids) < count:
+            batch = min(count - len(ids), 500)
+            reservation = ec2.run_instances(
+                ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=batch,
+                MaxCount=batch, SubnetId=subnet, TagSpecifications=[{
+                    "ResourceType": "instance", "Tags": [{"Key": "Stage", "Value": "Dev"}]}])
+            ids += [instance["InstanceId"] for instance in reservation["Instances"]]
+        event["detail"]["affectedEntities"] = [
+            {"entityValue": instance_id, "status": "IMPAIRED"} for instance_id in ids]
+        start = time.perf_counter()
+        execution = engine.run("health-abuse", event)
+        return time.perf_counter() - start, execution.outcome or execution.error or ""
+
+
+def _census_at_scale(count: int) -> tuple[float, str]:
+    from moto.ec2.models import ec2_backends
+
+    from opsflow.engine.runner import ACCOUNT, LocalEngine
+
+    regions = ["us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2"]
+    event = json.loads((ROOT / "events/ebs-quota-forecast/daily-schedule.json").read_text())
+    with LocalEngine(scenarios=["ebs-quota-forecast"],
+                     parameters={"QuotaRegions": ",".join(regions)}) as engine:
+        for index in range(count):
+            region = regions[index % len(regions)]
+            ec2_backends[ACCOUNT][region].create_volume(
+                size=8, zone_name=f"{region}a", volume_type="gp3")
+        start = time.perf_counter()
+        execution = engine.run("ebs-quota-forecast", event)
+        return time.perf_counter() - start, execution.outcome or execution.error or ""
+
+
+def bench_scale() -> None:
+    print("\nScale (one run each, after a warm-up run; the cost of each added resource should "
+          "stay flat)")
+    _abuse_at_scale(3)
+    for label, measure, counts, unit in (
+        ("health-abuse: abuse report naming N instances", _abuse_at_scale, (10, 100, 1000),
+         "instance"),
+        ("ebs-quota-forecast: census of N extra volumes over 4 regions", _census_at_scale,
+         (100, 1000, 10_000), "volume"),
+    ):
+        print(f"  {label}")
+        base: tuple[int, float] | None = None
+        for count in counts:
+            took, outcome = measure(count)
+            marginal = ""
+            if base is not None:
+                marginal = (f", {(took - base[1]) / (count - base[0]) * 1000:.2f} ms per added "
+                            f"{unit}")
+            print(f"    N = {count:>6,}: {took:7.3f} s, {took / count * 1000:7.2f} ms per "
+                  f"{unit}{marginal} ({outcome})")
+            base = (count, took)
+
+
 def main() -> int:
+    from opsflow import tune_gc
+
+    tune_gc()  # as the CLI does
+    if sys.argv[1:2] == ["--memory"]:
+        print(json.dumps(case_memory(sys.argv[2], sys.argv[3])))
+        return 0
     bench_runbooks()
     bench_failover_detection()
+    bench_memory()
+    bench_cli()
+    bench_scale()
     print()
     from bench import forecast_backtest
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+from opsflow import tune_gc
 from opsflow.template import ROOT
 
 RUNS = Path(os.environ.get("OPSFLOW_RUNS_DIR") or ROOT / ".opsflow" / "runs")
@@ -500,6 +501,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_gc()
     try:
         args = parser().parse_args(argv)
         return int(args.func(args))

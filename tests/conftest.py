@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
+from opsflow import tune_gc
+
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tune_gc()  # as the CLI does: a fifth less CPU for every rehearsal
 
 
 def load_event(relative: str) -> Any:

@@ -346,6 +346,42 @@ def _cache_action_names() -> None:
     responses.method_names_from_class = method_names_from_class
 
 
+def _cache_attribute_keys() -> None:
+    """Speed, not a defect: for every attribute of every object in a response, moto's
+    serializer instantiates six alias providers to list the names the attribute may have on the
+    Python object (about two thirds of describing many instances). The names depend only on the
+    object's class, the attribute and its shape, so they are listed once for each."""
+    from moto.core import serialize
+    from moto.core.utils import MISSING, get_value
+
+    original = serialize.AttributePicker.__call__
+
+    def __call__(self: Any, context: Any) -> Any:
+        cache = self.__dict__.get("_keys")
+        if cache is None:
+            cache = self.__dict__["_keys"] = {}
+        obj = context.obj
+        slot = (type(obj), context.key, context.shape)
+        keys = cache.get(slot)
+        if keys is None:
+            keys = cache[slot] = tuple(self.get_possible_keys(context))
+        value = None
+        for possible_key in keys:
+            found = get_value(obj, possible_key, MISSING)
+            if found is not MISSING:
+                value = found
+                break
+        if self.response_transformers:
+            key_path = f"{context.key_path}.{context.key}"
+            for transform_path, transform in self.response_transformers.items():
+                if key_path.endswith(transform_path):
+                    return transform(value)
+        return value
+
+    __call__.original = original  # type: ignore[attr-defined]
+    serialize.AttributePicker.__call__ = __call__
+
+
 def json_copy(value: Any, memo: Any = None) -> Any:
     """``copy.deepcopy`` for JSON data (dicts, lists, strings, numbers, booleans, null), several
     times faster; anything else, or a call with a memo, goes to ``copy.deepcopy``."""
@@ -653,6 +689,7 @@ def install() -> VirtualClock:
             _cure_closed_task_tokens()
             _cache_json_paths()
             _cache_action_names()
+            _cache_attribute_keys()
             _copy_state_data_as_json()
             _cure_task_failure_cause()
             _cure_security_group_races()

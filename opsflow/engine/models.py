@@ -2,7 +2,9 @@
 OrderedDicts) afresh in every process, about a second of a local run for EC2, Step Functions
 and the rest. The parsed form of each large model file is kept on disk, keyed by the file's path,
 size and modification time and by botocore's version, so a changed or upgraded model file is
-always read again. Deleting the cache is always safe."""
+always read again. moto's data files (instance types and their offerings in every region, read
+when moto's EC2 is imported) are kept the same way, keyed by moto's version. Deleting the cache
+is always safe."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import marshal
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import botocore
@@ -54,30 +57,55 @@ def install() -> None:
                 return None
             if stat.st_size < MIN_BYTES:
                 return original(self, full_path, open_method)
-            entry = _entry(full_path, stat)
-            try:
-                with open(entry, "rb") as handle:
-                    blob = handle.read()
-                # Building a large model allocates millions of objects: the cyclic collector
-                # would walk the heap again and again meanwhile, for nothing to collect.
-                paused = gc.isenabled()
-                gc.disable()
-                try:
-                    return marshal.loads(blob)
-                finally:
-                    if paused:
-                        gc.enable()
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-            data = _plain(original(self, full_path, open_method))
-            try:
-                os.makedirs(os.path.dirname(entry), exist_ok=True)
-                with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(entry), delete=False) as out:
-                    marshal.dump(data, out)
-                os.replace(out.name, entry)
-            except OSError:
-                pass  # a read-only checkout still works, only slower
-            return data
+            return _cached(
+                _entry(full_path, stat), lambda: _plain(original(self, full_path, open_method))
+            )
 
         botocore.loaders.JSONFileLoader._load_file = _load_file  # type: ignore[attr-defined]
+        _cache_moto_resources()
         _installed = True
+
+
+def _cached(entry: str, compute: Callable[[], Any]) -> Any:
+    """The marshalled value at ``entry``, else ``compute()``'s, stored there atomically."""
+    try:
+        with open(entry, "rb") as handle:
+            blob = handle.read()
+        # Building a large value allocates millions of objects: the cyclic collector would
+        # walk the heap again and again meanwhile, for nothing to collect.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return marshal.loads(blob)
+        finally:
+            if paused:
+                gc.enable()
+    except (OSError, EOFError, ValueError, TypeError):
+        pass
+    data = compute()
+    try:
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(entry), delete=False) as out:
+            marshal.dump(data, out)
+        os.replace(out.name, entry)
+    except OSError:
+        pass  # a read-only checkout still works, only slower
+    return data
+
+
+def _cache_moto_resources() -> None:
+    """moto's JSON data files through the cache (they are part of moto's release, so moto's
+    version and the file's name identify them). Installed before moto's EC2 is imported, which
+    binds ``load_resource`` by name."""
+    import moto
+    from moto.utilities import utils
+
+    original = utils.load_resource
+
+    def load_resource(resource: str) -> Any:
+        digest = cache.key("moto-resource", moto.__version__, resource)
+        return _cached(str(cache.DIR / "moto" / f"{digest}.marshal"),
+                       lambda: _plain(original(resource)))
+
+    load_resource.original = original  # type: ignore[attr-defined]
+    utils.load_resource = load_resource

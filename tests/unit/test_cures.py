@@ -870,3 +870,29 @@ def test_action_names_are_listed_once_per_class() -> None:
     first = responses.method_names_from_class(EC2Response)
     assert "describe_instances" in first
     assert responses.method_names_from_class(EC2Response) is first
+
+
+def test_responses_are_serialized_as_moto_serializes_them(aws: None) -> None:
+    from moto.core import serialize
+
+    cures.install()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=3, MaxCount=3, SubnetId=subnet,
+                      TagSpecifications=[{"ResourceType": "instance",
+                                          "Tags": [{"Key": "Stage", "Value": "Dev"}]}])
+    ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)
+
+    def everything() -> list[Any]:
+        return [ec2.describe_instances()["Reservations"], ec2.describe_volumes()["Volumes"],
+                ec2.describe_security_groups()["SecurityGroups"], ec2.describe_subnets()["Subnets"]]
+
+    cached = everything()
+    picked = serialize.AttributePicker.__call__
+    serialize.AttributePicker.__call__ = picked.original  # type: ignore[attr-defined]
+    try:
+        assert everything() == cached
+    finally:
+        serialize.AttributePicker.__call__ = picked
+    assert sum(len(reservation["Instances"]) for reservation in cached[0]) >= 3

@@ -42,3 +42,19 @@ def test_a_changed_model_file_is_read_again(tmp_path: Path, monkeypatch: Any) ->
     big["metadata"] = {"v": 2, "longer": True}
     source.with_suffix(".json").write_text(json.dumps(big))
     assert loader.load_file(str(source))["metadata"] == {"v": 2, "longer": True}
+
+
+def test_moto_data_files_read_through_the_cache_are_moto_s(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from moto.ec2.models import instance_types
+    from moto.utilities import utils
+
+    monkeypatch.setattr(cache, "DIR", tmp_path)
+    models.install()
+    resource = "ec2/resources/instance_types.json"
+    fresh = utils.load_resource.original(resource)  # type: ignore[attr-defined]
+    cold, warm = utils.load_resource(resource), utils.load_resource(resource)
+    assert cold == fresh == warm and list(warm)[:20] == list(fresh)[:20]
+    assert any((tmp_path / "moto").glob("*.marshal"))
+    assert instance_types.INSTANCE_TYPES["t3.micro"] == fresh["t3.micro"]
