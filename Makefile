@@ -23,26 +23,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 ## make demo: every scenario end to end on the embedded emulation, with a readable report.
 demo: $(STAMP)
-	@echo "== health-abuse: a DoS abuse report arrives through EventBridge =="
-	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json
-	@echo
-	@echo "== health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries twice, the state machine once) =="
-	$(OPSFLOW) run health-abuse --event events/health-abuse/dos-report-bare-ids.json --fault ec2:StopInstances=RequestLimitExceeded*4
-	@echo
-	@echo "== health-abuse: dry run of the first report (every change checked with EC2 DryRun) =="
-	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json --dry-run
-	@echo
-	@echo "== region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover =="
-	$(OPSFLOW) chaos latency --region us-east-1 --delay-ms 300 --minutes 15
-	@echo
-	@echo "== region-failover: the same alarm with Global Accelerator, approved by a person =="
-	$(OPSFLOW) trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator --param RequireApproval=true --approve
-	@echo
-	@echo "== ebs-quota-forecast: the daily schedule fires =="
-	$(OPSFLOW) trigger events/ebs-quota-forecast/daily-schedule.json
-	@echo
-	@echo "== ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted =="
-	$(OPSFLOW) trigger events/ebs-quota-forecast/health-threshold-breach.json --fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation
+	$(OPSFLOW) demo
 
 ## make test: build drift, validators, SAM checks, lint, types, and the test suite.
 test: $(STAMP) $(NODE_STAMP)

@@ -426,6 +426,12 @@ def _rerun_aws(
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from opsflow import demo
+
+    return demo.run(main)
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="opsflow", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -444,6 +450,8 @@ def parser() -> argparse.ArgumentParser:
         answer.add_argument("--reject", dest="approval", action="store_const", const="reject",
                             help="reject a human-approval step")
 
+    p = sub.add_parser("demo", help="run every scenario end to end (make demo), in one process")
+    p.set_defaults(func=cmd_demo)
     p = sub.add_parser("list", help="list the scenarios")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("build", help="compile workflows/ to statemachines/")

@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from opsflow import cli
+from tests.conftest import ROOT
 
 SCENARIO = "health-abuse"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:HealthAbuse"
@@ -384,3 +385,37 @@ def test_rerun_aws_unknown_execution_is_a_usage_error(
         expected_params={"executionArn": EXECUTION_ARN},
     )
     assert "ExecutionDoesNotExist" in usage_error(capsys, ["rerun", "--aws", EXECUTION_ARN])
+
+
+def test_every_demo_step_is_a_valid_command_line() -> None:
+    import shlex
+
+    from opsflow import cli, demo
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\n\t$(OPSFLOW) demo\n" in makefile
+    for title, line in demo.STEPS:
+        argv = shlex.split(line)
+        args = cli.parser().parse_args(argv)
+        assert args.func is not cli.cmd_demo, title
+        for word in argv:
+            if word.startswith("events/"):
+                assert (ROOT / word).is_file(), (title, word)
+
+
+def test_the_demo_reports_a_failing_step_and_runs_the_rest(
+    monkeypatch: Any, capsys: Any
+) -> None:
+    from opsflow import demo
+
+    monkeypatch.setattr(demo, "STEPS", [("one", "list"), ("two", "list --bad"), ("three", "list")])
+    seen: list[list[str]] = []
+
+    def main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 2 if "--bad" in argv else 0
+
+    assert demo.run(main) == 1
+    assert seen == [["list"], ["list", "--bad"], ["list"]]
+    out = capsys.readouterr().out
+    assert "== two ==" in out and "FAILED: step 2 (list) exited 2" in out

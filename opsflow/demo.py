@@ -1,0 +1,53 @@
+"""``opsflow demo`` (``make demo``): every scenario end to end on the embedded emulation.
+
+Each step is an ``opsflow`` command line, run in this one process: the same commands, the same
+output, without paying for a new interpreter, imports and a cold engine at every step.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Callable
+
+STEPS: list[tuple[str, str]] = [
+    ("health-abuse: a DoS abuse report arrives through EventBridge",
+     "trigger events/health-abuse/dos-report-arn.json"),
+    ("health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries "
+     "twice, the state machine once)",
+     "run health-abuse --event events/health-abuse/dos-report-bare-ids.json "
+     "--fault ec2:StopInstances=RequestLimitExceeded*4"),
+    ("health-abuse: dry run of the first report (every change checked with EC2 DryRun)",
+     "trigger events/health-abuse/dos-report-arn.json --dry-run"),
+    ("region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover",
+     "chaos latency --region us-east-1 --delay-ms 300 --minutes 15"),
+    ("region-failover: the same alarm with Global Accelerator, approved by a person",
+     "trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator "
+     "--param RequireApproval=true --approve"),
+    ("ebs-quota-forecast: the daily schedule fires",
+     "trigger events/ebs-quota-forecast/daily-schedule.json"),
+    ("ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted",
+     "trigger events/ebs-quota-forecast/health-threshold-breach.json "
+     "--fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation"),
+]
+"""(title, command line after ``opsflow``), in the order the demo runs them."""
+
+
+def run(main: Callable[[list[str]], int]) -> int:
+    """Run every step with ``main`` (the CLI's); 1 when any step failed (each still runs)."""
+    start = time.perf_counter()
+    failed: list[str] = []
+    for number, (title, line) in enumerate(STEPS, 1):
+        if number > 1:
+            print()
+        print(f"== {title} ==")
+        print(f"$ opsflow {line}", flush=True)
+        status = main(shlex.split(line))
+        sys.stdout.flush()
+        if status != 0:
+            failed.append(f"step {number} ({line.split()[0]}) exited {status}")
+    took = time.perf_counter() - start
+    print(f"\n== demo: {len(STEPS)} steps in {took:.1f} s"
+          + (f"; FAILED: {'; '.join(failed)}" if failed else "") + " ==")
+    return 1 if failed else 0
