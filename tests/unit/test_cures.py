@@ -896,3 +896,51 @@ def test_responses_are_serialized_as_moto_serializes_them(aws: None) -> None:
     finally:
         serialize.AttributePicker.__call__ = picked
     assert sum(len(reservation["Instances"]) for reservation in cached[0]) >= 3
+
+
+# ------------------------------------------------------------------------- query responses
+NAMES = st.sampled_from(["item", "instanceId", "tagSet", "a", "B-1", "x.y", "bad name", "<x", ""])
+XML_LEAVES = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+              | st.text(alphabet=st.sampled_from("ab &<>\"'\n\t\r\u00e9"), max_size=6)
+              | st.binary(max_size=3))
+
+
+def _xml_values() -> Any:
+    return st.recursive(
+        XML_LEAVES,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.tuples(inner) | st.tuples()
+            | st.dictionaries(NAMES | st.sampled_from(["#text", "@id", "@x y"]), inner,
+                              max_size=4)
+        ),
+        max_leaves=12,
+    )
+
+
+@given(st.dictionaries(NAMES, _xml_values(), max_size=3), st.booleans())
+def test_query_responses_are_written_as_xmltodict_writes_them(
+    body: dict[str, Any], document: bool
+) -> None:
+    import xmltodict
+
+    fast = cures.fast_unparse(xmltodict.unparse)
+    options = {"full_document": document, "short_empty_elements": True, "pretty": False}
+    try:
+        expected: Any = xmltodict.unparse(body, **options)
+    except ValueError as error:
+        expected = ValueError(str(error))
+    try:
+        written: Any = fast(body, **options)
+    except ValueError as error:
+        written = ValueError(str(error))
+    assert type(written) is type(expected) and str(written) == str(expected)
+
+
+def test_moto_writes_query_responses_with_the_fast_writer() -> None:
+    from moto.core import serialize
+
+    cures.install()
+    assert serialize.xmltodict.unparse.original is not None  # type: ignore[attr-defined]
+    assert serialize.xmltodict.unparse({"a": {"@n": "1", "b": [1, None]}},
+                                       full_document=False, short_empty_elements=True,
+                                       pretty=False) == '<a n="1"><b>1</b><b/></a>'
