@@ -17,6 +17,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's Chromium, for the browser tests of opsflow view's page (installed once, like any
+# other dependency; Playwright drives it and downloads no browser of its own).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
@@ -45,7 +53,7 @@ demo: $(STAMP)
 	$(OPSFLOW) trigger events/ebs-quota-forecast/health-threshold-breach.json --fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation
 
 ## make test: build drift, validators, SAM checks, lint, types, and the test suite.
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(OPSFLOW) build --check
 	$(OPSFLOW) validate
 	$(MAKE) --no-print-directory sam
