@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test fuzz check lint bench build validate sam clean
+.PHONY: demo test fuzz check lint bench build validate sam clean screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-## make demo: every scenario end to end on the embedded emulation, with a readable report.
-demo: $(STAMP)
+## make demo: every scenario end to end on the embedded emulation, with a readable report and
+## the HTML view of each run (opsflow --view: .opsflow/views/RUN_ID.html).
+demo: OPSFLOW := $(OPSFLOW) --view
+demo: $(STAMP) $(NODE_STAMP)
 	@echo "== health-abuse: a DoS abuse report arrives through EventBridge =="
 	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json
 	@echo
@@ -78,10 +80,14 @@ sam: $(STAMP)
 ## make check: what CI runs, plus formatting of the whole tree.
 check: test
 
+## make screenshot: the README's picture of an opsflow view page (docs/view-health-abuse.png).
+screenshot: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m opsflow.screenshot
+
 bench: $(STAMP)
 	$(PY) -m bench
 
-build: $(STAMP)
+build: $(STAMP) $(NODE_STAMP)
 	$(OPSFLOW) build
 
 validate: $(STAMP) $(NODE_STAMP)

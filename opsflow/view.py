@@ -415,12 +415,13 @@ def _node(argv: list[str], stdin: str) -> str:
     return done.stdout
 
 
-def svg(definition: dict[str, Any]) -> str:
-    """The state machine's graph as an SVG, laid out by ELK through node."""
+def svgs(definitions: list[dict[str, Any]]) -> list[str]:
+    """Each state machine's graph as an SVG, laid out by ELK (one node process for all)."""
     if not ELK.is_file():
         raise ViewError(f"{ELK.relative_to(ROOT)} is missing: run npm ci (make node_modules/.installed)")
-    model = graph(definition)
-    return _node(["node", str(ASSETS / "svg.js"), str(ELK)], json.dumps(model))
+    models = [graph(definition) for definition in definitions]
+    drawn = json.loads(_node(["node", str(ASSETS / "svg.js"), str(ELK)], json.dumps(models)))
+    return [str(text) for text in drawn]
 
 
 # ---------------------------------------------------------------------- the page

@@ -19,14 +19,9 @@ from typing import Any
 
 import pytest
 
-from opsflow import cli
+from opsflow import cli, screenshot
 from opsflow.template import ROOT
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-"""Headless and quiet: no background connections (the machine's network is closed)."""
 TASK_FAILURES = {"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"}
 SCHEDULED = {"TaskScheduled", "LambdaFunctionScheduled"}
 
@@ -48,11 +43,10 @@ COMMANDS = demo_commands()
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).is_file():
+    if not Path(shutil.which("chromium") or "/usr/bin/chromium").is_file():
         pytest.fail("Debian's chromium is not installed (make test installs it)")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        launched = screenshot.launch(playwright)
         yield launched
         launched.close()
 
@@ -177,3 +171,15 @@ def check_page(browser: Any, page_path: Path, record: dict[str, Any], shot: Path
         assert problems == []
     finally:
         page.close()
+
+
+def test_readme_shows_a_screenshot_of_a_view() -> None:
+    """Taken by ``make screenshot``; pixels vary by machine, so only its presence and size are
+    held."""
+    import struct
+
+    png = screenshot.OUT.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == screenshot.SIZE
+    readme = ROOT.joinpath("README.md").read_text(encoding="utf-8")
+    assert f"]({screenshot.OUT.relative_to(ROOT)})" in readme
