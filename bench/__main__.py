@@ -85,6 +85,9 @@ def bench_failover_detection() -> None:
 def main() -> int:
     bench_runbooks()
     bench_failover_detection()
+    from bench import view
+
+    view.main()
     print()
     from bench import forecast_backtest
 

@@ -157,11 +157,11 @@ def _execute(
             print(f"\n▶ {scenario}  (local, {'faults: ' + ', '.join(args.fault) if args.fault else 'no faults'})")
         execution = engine.run(scenario, event, on_event=trace, rule=rule)
         run_id = _save(execution, _params(args.param))
-        if getattr(args, "view", False):
-            _write_view(run_id, out=sys.stdout if human else sys.stderr)
         if human:
             report.print_summary(execution, colour=colour())
             print(f"  run id: {run_id}  (opsflow rerun {run_id}, opsflow view {run_id})")
+        if getattr(args, "view", False):
+            _write_view(run_id, out=sys.stdout if human else sys.stderr)
         executions.append(execution)
     if args.json:
         print(json.dumps(report.json_report(executions, matched), indent=2, default=str))

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsflow.engine.calls import READS
 from opsflow.template import ROOT
 
 ASSETS = Path(__file__).parent / "assets"
@@ -39,9 +40,12 @@ _FAILED_TYPES = {
     "ExecutionFailed", "MapStateFailed", "ParallelStateFailed", "MapIterationFailed",
 }
 _SCHEDULED = {"TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"}
-_READS = ("Describe", "Get", "List", "Search", "Lookup", "Query", "Scan", "BatchGet")
 _OPENS = {"MapIterationStarted", "MapStateStarted", "ParallelStateStarted"}
 """Events after which the next state entered is inside the state that logged them."""
+
+
+MAX_VISITS = 10
+"""Visits shown in full on a state's panel (a Map of 200 items visits its states 200 times)."""
 
 
 class ViewError(ValueError):
@@ -458,7 +462,7 @@ def _effects_by_visit(run: Run) -> tuple[dict[int, list[dict[str, Any]]], list[d
         owners = {
             call["entered"] for call in run.calls or []
             if call.get("entered") is not None and not call.get("error")
-            and not call["operation"].startswith(_READS)
+            and not call["operation"].startswith(READS)
             and (key in call.get("resources", []) or key in call.get("params", ""))
         }
         for owner in owners:
@@ -495,6 +499,10 @@ def _panel(view: StateView, run: Run, start: datetime | None, stamps: dict[int, 
     if not view.visits:
         parts.append("<p>Not run in this execution.</p>")
     for number, visit in enumerate(view.visits, 1):
+        if number > MAX_VISITS:
+            parts.append(f"<p class='meta'>… and {len(view.visits) - MAX_VISITS} more visit(s): "
+                         "their events are in the table below.</p>")
+            break
         entered = stamps.get(visit.entered)
         exits = [e for e in visit.events if "stateExitedEventDetails" in e]
         left = stamps.get(exits[-1]["id"]) if exits else None

@@ -24,6 +24,8 @@ _RESOURCE = re.compile(
     r"\b(?:i|sg|snap|vol|eni|vpc|subnet|ami)-[0-9a-f]{8,17}\b|arn:aws[a-z-]*:[^\s\"',\\]+"
 )
 _SKIP_PARAMS = {("lambda", "Invoke"): ("Payload",)}
+READS = ("Describe", "Get", "List", "Search", "Lookup", "Query", "Scan", "BatchGet")
+"""Operations that change nothing in the account (by AWS's naming)."""
 
 
 def resources_in(value: Any) -> list[str]:
@@ -53,9 +55,11 @@ class CallLog:
         skip = _SKIP_PARAMS.get((service, operation), ())
         shown = {k: v for k, v in params.items() if k not in skip}
         text = json.dumps(shown, default=str, sort_keys=True)
-        answer = {k: v for k, v in result.items() if k not in ("ResponseMetadata", "Payload")} if (
-            isinstance(result, dict)
-        ) else {}
+        answer: Any = {}
+        if isinstance(result, dict) and not operation.startswith(READS):
+            # What a change created (a group's ID, a snapshot's): reads change nothing, and
+            # their answers can be large.
+            answer = {k: v for k, v in result.items() if k not in ("ResponseMetadata", "Payload")}
         record = {
             "event": getattr(self._local, "event", None),
             "time": self.clock.now().isoformat(),

@@ -624,6 +624,9 @@ class LocalEngine:
             problems, self.boundary.engine_errors[:] = list(self.boundary.engine_errors), []
             raise EngineError(f"{name}: {problems[0]}")
         after = self.observe() if watch else {}
+        with api.bypass():
+            machine = sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])
+        definition = machine["definition"]
         output = json.loads(description["output"]) if description.get("output") else None
         times = [item["timestamp"] for item in history]
         notifications = [
@@ -645,9 +648,7 @@ class LocalEngine:
             started=times[0].isoformat() if times else "",
             virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
             faults=[f.spec for f in self.faults],
-            definition=sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])[
-                "definition"
-            ],
+            definition=definition,
             calls=log.records,
         )
 

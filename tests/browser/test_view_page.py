@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runbook_kit.notices import SMS_LIMIT
 
 from opsflow import cli, screenshot
 from opsflow.template import ROOT
@@ -113,6 +114,8 @@ def test_demo_run_page_in_chromium(
     assert saved, "the demo command saved no run"
     for record_path in saved:
         record = json.loads(record_path.read_text(encoding="utf-8"))
+        for note in record["report"]["notifications"]:
+            assert 0 < len(note["sms"]) <= SMS_LIMIT, note["subject"]  # one SMS, not a letter
         page_path = tmp_path / "views" / f"{record['run_id']}.html"
         assert f"view: {page_path}" in printed.getvalue()
         check_page(browser, page_path, record, tmp_path / f"{record['run_id']}.png")
