@@ -36,10 +36,10 @@ def resources_in(value: Any) -> list[str]:
 
 @dataclass
 class CallLog:
-    """Listens to the history and to the boundary; ``records`` is the run's calls, in order."""
+    """Listens to the history and to the boundary; ``records`` are the run's calls, in order."""
 
     clock: VirtualClock
-    records: list[dict[str, Any]] = field(default_factory=list)
+    _raw: list[tuple[Any, ...]] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,26 +50,41 @@ class CallLog:
         self, service: str, operation: str, region: str, principal: str | None,
         params: dict[str, Any], result: Any, error: str | None,
     ) -> None:
-        if error is None and isinstance(result, dict) and result.get("FunctionError"):
-            error = f"Lambda.{result['FunctionError']}"
-        skip = _SKIP_PARAMS.get((service, operation), ())
-        shown = {k: v for k, v in params.items() if k not in skip}
-        text = json.dumps(shown, default=str, sort_keys=True)
-        answer: Any = {}
-        if isinstance(result, dict) and not operation.startswith(READS):
-            # What a change created (a group's ID, a snapshot's): reads change nothing, and
-            # their answers can be large.
-            answer = {k: v for k, v in result.items() if k not in ("ResponseMetadata", "Payload")}
-        record = {
-            "event": getattr(self._local, "event", None),
-            "time": self.clock.now().isoformat(),
-            "service": service,
-            "operation": operation,
-            "region": region,
-            "principal": principal,
-            "error": error,
-            "params": text if len(text) <= PARAMS_CHARS else text[: PARAMS_CHARS - 1] + "…",
-            "resources": resources_in([shown, answer]),
-        }
+        # Kept as given, made into a record only when asked for (most runs never are).
+        raw = (getattr(self._local, "event", None), self.clock.now().isoformat(), service,
+               operation, region, principal, dict(params), result, error)
         with self._lock:
-            self.records.append(record)
+            self._raw.append(raw)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            raw = list(self._raw)
+        return [_record(*item) for item in raw]
+
+
+def _record(
+    event: int | None, time: str, service: str, operation: str, region: str,
+    principal: str | None, params: dict[str, Any], result: Any, error: str | None,
+) -> dict[str, Any]:
+    if error is None and isinstance(result, dict) and result.get("FunctionError"):
+        error = f"Lambda.{result['FunctionError']}"
+    skip = _SKIP_PARAMS.get((service, operation), ())
+    shown = {k: v for k, v in params.items() if k not in skip}
+    text = json.dumps(shown, default=str, sort_keys=True)
+    answer: Any = {}
+    if isinstance(result, dict) and not operation.startswith(READS):
+        # What a change created (a group's ID, a snapshot's): reads change nothing, and their
+        # answers can be large.
+        answer = {k: v for k, v in result.items() if k not in ("ResponseMetadata", "Payload")}
+    return {
+        "event": event,
+        "time": time,
+        "service": service,
+        "operation": operation,
+        "region": region,
+        "principal": principal,
+        "error": error,
+        "params": text if len(text) <= PARAMS_CHARS else text[: PARAMS_CHARS - 1] + "…",
+        "resources": resources_in([shown, answer]),
+    }

@@ -115,8 +115,12 @@ class Execution:
     faults: list[str] = field(default_factory=list)
     definition: str = ""
     """The state machine's definition as deployed (DescribeStateMachine's ``definition``)."""
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    """Every AWS call the run made, with the state that made it (:mod:`opsflow.engine.calls`)."""
+    call_log: CallLog | None = None
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Every AWS call the run made, with the state that made it (:mod:`opsflow.engine.calls`)."""
+        return self.call_log.records if self.call_log is not None else []
 
     @property
     def states(self) -> list[str]:
@@ -649,7 +653,7 @@ class LocalEngine:
             virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
             faults=[f.spec for f in self.faults],
             definition=definition,
-            calls=log.records,
+            call_log=log,
         )
 
     def invoke(self, function: str, payload: Any) -> tuple[bool, Any]:

@@ -3,7 +3,13 @@ by Playwright): every state is drawn, each coloured as the execution history say
 iterations and retries counted, a click shows the state's panel, and the page logs no error.
 
 The demo runs are the ``$(OPSFLOW)`` commands of the Makefile's ``demo`` target, run here
-through the CLI exactly as ``make demo`` runs them."""
+through the CLI exactly as ``make demo`` runs them.
+
+Playwright (for Python, pointed at ``/usr/bin/chromium``; it downloads no browser) rather than
+Chromium's ``--dump-dom``/``--screenshot`` flags: the test must wait for the layout to finish,
+read computed colours, click a state, and hear every console message, page error and network
+request, which those flags cannot do and a hand-written DevTools-protocol client would only
+re-implement."""
 
 from __future__ import annotations
 
