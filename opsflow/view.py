@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsflow.engine.calls import READS
+from opsflow.engine.calls import PARAMS_CHARS, READS
 from opsflow.template import ROOT
 
 ASSETS = Path(__file__).parent / "assets"
@@ -520,8 +520,22 @@ def _panel(view: StateView, run: Run, start: datetime | None, stamps: dict[int, 
                          + _pre(details.get("cause", "")))
         calls = [c for c in run.calls or [] if c.get("entered") == visit.entered]
         if run.calls is None:
-            parts.append("<h4>AWS calls</h4><p>Not known for a real execution: see CloudTrail "
-                         "and the X-Ray trace.</p>")
+            tasks = [e for e in visit.events if e["type"] in _SCHEDULED]
+            rows = "".join(
+                f"<tr><td>{html.escape(_stamp(stamps.get(e['id'])))}</td>"
+                f"<td>{html.escape(str(d.get('resourceType', '')))}:"
+                f"{html.escape(str(d.get('resource', '')))}</td>"
+                f"<td>{html.escape(str(d.get('region', '')))}</td>"
+                f"<td><code>{html.escape(str(d.get('parameters', d.get('input', '')))[:PARAMS_CHARS])}"
+                "</code></td></tr>"
+                for e in tasks for d in [_details(e)]
+            )
+            parts.append(
+                f"<h4>AWS calls ({len(tasks)} by the state machine)</h4>"
+                + ("<table class='grid'><tr><th>time</th><th>call</th><th>region</th>"
+                   f"<th>parameters</th></tr>{rows}</table>" if tasks else "")
+                + "<p class='meta'>The calls a Lambda function made are not in a real "
+                "execution's history: see CloudTrail and the X-Ray trace.</p>")
         else:
             rows = "".join(
                 f"<tr class='{'bad' if c.get('error') else ''}'><td>{html.escape(c['time'])}</td>"

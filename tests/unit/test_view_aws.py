@@ -109,7 +109,9 @@ def test_view_aws_draws_the_real_execution(stubbed: Stubber, tmp_path: Path,
     assert cli.main(["view", "--aws", EXECUTION]) == 0
     page = (tmp_path / "run-1.html").read_text(encoding="utf-8")
     assert "MITIGATED: all done" in page
-    assert "Not known for a real execution" in page  # no call log on AWS: says so
+    assert "not in a real execution's history" in page  # Lambda's own calls: says so
+    assert "AWS calls (2 by the state machine)" in page  # the getParameter attempt and its retry
+    assert "aws-sdk:ssm:getParameter" in page
     assert f"wrote {tmp_path / 'run-1.html'}" in capsys.readouterr().out
     model = json.loads(page.split('<script type="application/json" id="model">', 1)[1]
                        .split("</script>", 1)[0])
