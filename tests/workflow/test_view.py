@@ -141,6 +141,12 @@ def test_history_cli_prints_the_saved_runs_history(
     assert cli.main(["history", execution.name, "--format", "aws"]) == 0
     assert json.loads(capsys.readouterr().out) == view.history_document(api)
 
+    assert cli.main(["history", execution.name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(api)
+    assert any("LambdaFunctionFailed" in line and line.endswith("Act: Stop instances")
+               for line in lines)
+
     assert cli.main(["view", execution.name]) == 0
     page = (tmp_path / "views" / f"{execution.name}.html").read_text(encoding="utf-8")
     assert re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page) is None  # nothing to fetch
