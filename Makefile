@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo test fuzz check lint bench build validate sam clean
+.PHONY: demo test fuzz check lint bench build validate sam clean screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's Chromium, for the browser tests of opsflow view's page (installed once, like any
+# other dependency; Playwright drives it and downloads no browser of its own).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-## make demo: every scenario end to end on the embedded emulation, with a readable report.
-demo: $(STAMP)
-	$(OPSFLOW) demo
+## make demo: every scenario end to end on the embedded emulation, with a readable report and
+## the HTML view of each run (.opsflow/views/RUN_ID.html); the steps are opsflow/demo.py's.
+demo: $(STAMP) $(NODE_STAMP)
+	$(OPSFLOW) --view demo
 
 ## make test: build drift, validators, SAM checks, lint, types, and the test suite.
-test: $(STAMP) $(NODE_STAMP)
+test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(OPSFLOW) build --check
 	$(OPSFLOW) validate
 	$(MAKE) --no-print-directory sam
@@ -51,10 +60,14 @@ sam: $(STAMP)
 ## make check: what CI runs, plus formatting of the whole tree.
 check: test
 
+## make screenshot: the README's picture of an opsflow view page (docs/view-health-abuse.png).
+screenshot: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
+	$(PY) -m opsflow.screenshot
+
 bench: $(STAMP)
 	$(PY) -m bench
 
-build: $(STAMP)
+build: $(STAMP) $(NODE_STAMP)
 	$(OPSFLOW) build
 
 validate: $(STAMP) $(NODE_STAMP)

@@ -215,6 +215,9 @@ def main() -> int:
     bench_memory()
     bench_cli()
     bench_scale()
+    from bench import view
+
+    view.main()
     print()
     from bench import forecast_backtest
 

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,7 +18,15 @@ from opsflow import tune_gc
 from opsflow.template import ROOT
 
 RUNS = Path(os.environ.get("OPSFLOW_RUNS_DIR") or ROOT / ".opsflow" / "runs")
-"""Where local runs are saved for ``opsflow rerun`` (``OPSFLOW_RUNS_DIR`` moves it)."""
+"""Where local runs are saved for ``opsflow rerun``, ``view`` and ``history`` (``OPSFLOW_RUNS_DIR``
+moves it)."""
+VIEWS = RUNS.parent / "views"
+"""Where ``opsflow view`` writes its pages unless told ``--out``."""
+
+
+def colour() -> bool:
+    """Colour on a terminal, unless ``NO_COLOR`` is set to anything (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 class UsageError(Exception):
@@ -127,17 +134,11 @@ def _engine(args: argparse.Namespace, scenarios: list[str] | None = None) -> Any
 
 
 def _save(execution: Any, parameters: dict[str, str]) -> str:
+    from opsflow import report, view
+
     RUNS.mkdir(parents=True, exist_ok=True)
     run_id = execution.name
-    record = {
-        "run_id": run_id,
-        "scenario": execution.scenario,
-        "input": execution.input,
-        "faults": execution.faults,
-        "parameters": parameters,
-        "saved": datetime.now(UTC).isoformat(),
-        "report": execution.to_report(),
-    }
+    record = view.saved_record(execution, parameters, report.verdict(execution))
     (RUNS / f"{run_id}.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     return run_id
 
@@ -152,14 +153,16 @@ def _execute(
     if args.kill_switch:
         engine.set_kill_switch("on")
     for scenario, event, rule in plan:
-        trace = report.Trace() if human else None
+        trace = report.Trace(colour=colour()) if human else None
         if human:
             print(f"\n▶ {scenario}  (local, {'faults: ' + ', '.join(args.fault) if args.fault else 'no faults'})")
         execution = engine.run(scenario, event, on_event=trace, rule=rule)
         run_id = _save(execution, _params(args.param))
         if human:
-            report.print_summary(execution, colour=sys.stdout.isatty())
-            print(f"  run id: {run_id}  (opsflow rerun {run_id})")
+            report.print_summary(execution, colour=colour())
+            print(f"  run id: {run_id}  (opsflow rerun {run_id}, opsflow view {run_id})")
+        if getattr(args, "view", False):
+            _write_view(run_id, out=sys.stdout if human else sys.stderr)
         executions.append(execution)
     if args.json:
         print(json.dumps(report.json_report(executions, matched), indent=2, default=str))
@@ -340,11 +343,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         return rerun_aws(args.aws, args.redrive, args.region)
     if args.redrive:
         raise UsageError("--redrive needs --aws EXECUTION_ARN")
-    if not args.run_id:
-        raise UsageError("give a RUN_ID (see .opsflow/runs/) or --aws EXECUTION_ARN")
-    path = RUNS / f"{args.run_id}.json"
-    if not path.is_file():
-        raise UsageError(f"no saved run {args.run_id!r} in {RUNS}")
+    path = _saved_path(args.run_id)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         scenario, event = _scenario(record["scenario"]), record["input"]
@@ -355,6 +354,88 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     event = _with_dry_run(event, args.dry_run)
     with _engine(args, [scenario]) as engine:
         return _execute(args, engine, [(scenario, event, None)], None)
+
+
+def _saved_path(run_id: str | None) -> Path:
+    if not run_id:
+        raise UsageError("give a RUN_ID (see .opsflow/runs/) or --aws EXECUTION_ARN")
+    path = RUNS / f"{run_id}.json"
+    if "/" in run_id or not path.is_file():
+        raise UsageError(f"no saved run {run_id!r} in {RUNS}")
+    return path
+
+
+def _load_run(args: argparse.Namespace, client: Any = None) -> Any:
+    from opsflow import view
+
+    try:
+        if args.aws:
+            return load_aws(args.aws, args.region, client)
+        return view.load_saved(_saved_path(args.run_id))
+    except view.ViewError as error:
+        raise UsageError(str(error)) from None
+
+
+def load_aws(execution_arn: str, region: str | None, client: Any = None) -> Any:
+    """A real execution, read through the Step Functions API (``opsflow view/history --aws``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from opsflow import view
+
+    parts = execution_arn.split(":")
+    if len(parts) < 8 or parts[2] != "states" or parts[5] != "execution":
+        raise UsageError(f"not a Step Functions execution ARN: {execution_arn}")
+    try:
+        if client is None:
+            import boto3
+
+            client = boto3.client("stepfunctions", region_name=region or parts[3])
+        return view.load_aws(execution_arn, client)
+    except (ClientError, BotoCoreError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _write_view(run_id: str, out: Any) -> Path:
+    from opsflow import view
+
+    path = VIEWS / f"{run_id}.html"
+    try:
+        view.write(view.load_saved(_saved_path(run_id)), path)
+    except view.ViewError as error:
+        raise UsageError(str(error)) from None
+    print(f"  view: {path}", file=out)
+    return path
+
+
+def cmd_view(args: argparse.Namespace, client: Any = None) -> int:
+    import webbrowser
+
+    from opsflow import view
+
+    run = _load_run(args, client)
+    out = Path(args.out) if args.out else VIEWS / f"{run.name}.html"
+    try:
+        view.write(run, out)
+    except (view.ViewError, OSError) as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB; opens offline in any browser)")
+    if args.open:
+        webbrowser.open(out.resolve().as_uri())
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, client: Any = None) -> int:
+    from opsflow import view
+
+    run = _load_run(args, client)
+    if args.format == "aws":
+        print(json.dumps(view.history_document(run.events), indent=2, ensure_ascii=False))
+        return 0
+    names = {e["id"]: v.state for v in view.visits(run.events) for e in v.events}
+    for event in run.events:
+        print(f"{event['id']:>5}  {event['timestamp']:<32}  {event['type']:<28}  "
+              f"{names.get(event['id'], '')}")
+    return 0
 
 
 def cmd_chaos_latency(args: argparse.Namespace) -> int:
@@ -429,11 +510,14 @@ def _rerun_aws(
 def cmd_demo(args: argparse.Namespace) -> int:
     from opsflow import demo
 
-    return demo.run(main)
+    return demo.run(main, view=bool(getattr(args, "view", False)))
 
 
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="opsflow", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"opsflow {_version()}")
+    top.add_argument("--view", action="store_true",
+                     help="also write the HTML view of every run the command makes")
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def runnable(p: argparse.ArgumentParser) -> None:
@@ -492,6 +576,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--region", help="with --aws: region (default: the ARN's)")
     runnable(p)
     p.set_defaults(func=cmd_rerun)
+    p = sub.add_parser(
+        "view", help="write one self-contained HTML page of a run: graph, steps, events"
+    )
+    p.add_argument("run_id", nargs="?", help="a saved local run (see .opsflow/runs/)")
+    p.add_argument("--aws", metavar="EXECUTION_ARN", help="read a real execution instead")
+    p.add_argument("--region", help="with --aws: region (default: the ARN's)")
+    p.add_argument("--out", metavar="FILE", help="where to write it (default: .opsflow/views/)")
+    p.add_argument("--open", action="store_true", help="open it in the default browser")
+    p.set_defaults(func=cmd_view)
+    p = sub.add_parser("history", help="print a run's execution history")
+    p.add_argument("run_id", nargs="?", help="a saved local run (see .opsflow/runs/)")
+    p.add_argument("--aws", metavar="EXECUTION_ARN", help="read a real execution instead")
+    p.add_argument("--region", help="with --aws: region (default: the ARN's)")
+    p.add_argument("--format", choices=("text", "aws"), default="text",
+                   help="text: one line per event; aws: the GetExecutionHistory JSON")
+    p.set_defaults(func=cmd_history)
     p = sub.add_parser("chaos", help="game-day fault injection on the virtual clock")
     chaos = p.add_subparsers(dest="chaos", required=True, parser_class=_Parser)
     q = chaos.add_parser(
@@ -506,6 +606,15 @@ def parser() -> argparse.ArgumentParser:
     runnable(q)
     q.set_defaults(func=cmd_chaos_latency)
     return top
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opsflow")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

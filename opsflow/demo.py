@@ -34,16 +34,21 @@ STEPS: list[tuple[str, str]] = [
 """(title, command line after ``opsflow``), in the order the demo runs them."""
 
 
-def run(main: Callable[[list[str]], int]) -> int:
+def commands(view: bool = False) -> list[list[str]]:
+    """Each step's arguments after ``opsflow`` (with ``--view``: also write each run's page)."""
+    return [(["--view"] if view else []) + shlex.split(line) for _, line in STEPS]
+
+
+def run(main: Callable[[list[str]], int], view: bool = False) -> int:
     """Run every step with ``main`` (the CLI's); 1 when any step failed (each still runs)."""
     start = time.perf_counter()
     failed: list[str] = []
-    for number, (title, line) in enumerate(STEPS, 1):
+    for number, ((title, line), argv) in enumerate(zip(STEPS, commands(view), strict=True), 1):
         if number > 1:
             print()
         print(f"== {title} ==")
         print(f"$ opsflow {line}", flush=True)
-        status = main(shlex.split(line))
+        status = main(argv)
         sys.stdout.flush()
         if status != 0:
             failed.append(f"step {number} ({line.split()[0]}) exited {status}")

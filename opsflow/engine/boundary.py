@@ -129,6 +129,11 @@ class Boundary:
     """(service, operation) → handler that may answer instead of the emulation (None: pass)."""
     notifications: list[Notification] = field(default_factory=list)
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    on_call: list[Callable[[str, str, str, str | None, dict[str, Any], Any, str | None], None]] = (
+        field(default_factory=list)
+    )
+    """Told of every recorded call once it has ended: service, operation, region, principal,
+    params, result (None on error) and error code (None on success)."""
     hangs: set[tuple[str, str]] = field(default_factory=set)
     authorizer: Any = None
     """:class:`opsflow.engine.iam.enforce.Authorizer`, or None for no IAM enforcement."""
@@ -247,6 +252,15 @@ def _raise(client: Any, operation_name: str, error: tuple[_Http, dict[str, Any]]
     raise error_class(parsed, operation_name)
 
 
+def _tell(
+    boundary: Boundary, client: Any, operation: str, params: dict[str, Any], result: Any,
+    error: str | None,
+) -> None:
+    for told in list(boundary.on_call):
+        told(client.meta.service_model.service_name, operation, client.meta.region_name,
+             principal_of(client), params, result, error)
+
+
 def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
     """Above botocore's retries: records, hooks, IAM. The request then goes through botocore as
     usual (retries included), and :func:`_get_response` answers each attempt."""
@@ -263,6 +277,7 @@ def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
             for hook in boundary.before_call:
                 hook(service, operation_name, api_params)
         except AwsError as exc:
+            _tell(boundary, self, operation_name, api_params, None, exc.code)
             _raise(self, operation_name, _error(exc.code, exc.message, exc.status))
         principal = principal_of(self)
         if principal is not None and boundary.authorizer is not None:
@@ -278,6 +293,7 @@ def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
                     )
                 raise
             if denial is not None:
+                _tell(boundary, self, operation_name, api_params, None, denial.code)
                 _raise(self, operation_name, _error(denial.code, denial.message, denial.status))
     stack = getattr(_local, "requests", None)
     if stack is None:
@@ -285,9 +301,15 @@ def _make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -
     stack.append((service, operation_name, region, api_params, bypassed))
     try:
         result = _original(self, operation_name, api_params)
+    except Exception as exc:
+        if not bypassed:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+            _tell(boundary, self, operation_name, api_params, None, str(code))
+        raise
     finally:
         stack.pop()
     if not bypassed:
+        _tell(boundary, self, operation_name, api_params, result, None)
         if service == "sns" and operation_name == "Publish":
             _record_publish(boundary, api_params)
         for after in boundary.after_call:

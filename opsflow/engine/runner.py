@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
 from opsflow.engine import cures, dynamics, limits, observe, stack, worlds
+from opsflow.engine.calls import CallLog
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
@@ -112,6 +113,14 @@ class Execution:
     started: str
     virtual_seconds: float
     faults: list[str] = field(default_factory=list)
+    definition: str = ""
+    """The state machine's definition as deployed (DescribeStateMachine's ``definition``)."""
+    call_log: CallLog | None = None
+
+    @property
+    def calls(self) -> list[dict[str, Any]]:
+        """Every AWS call the run made, with the state that made it (:mod:`opsflow.engine.calls`)."""
+        return self.call_log.records if self.call_log is not None else []
 
     @property
     def states(self) -> list[str]:
@@ -591,6 +600,9 @@ class LocalEngine:
             ):
                 threading.Thread(target=self._answer_approval, daemon=True).start()
 
+        log = CallLog(self.clock)
+        cures.HISTORY_LISTENERS.append(log.on_history)
+        self.boundary.on_call.append(log.on_call)
         cures.HISTORY_LISTENERS.append(listen)
         try:
             arn = sfn.start_execution(
@@ -603,6 +615,8 @@ class LocalEngine:
                 )
         finally:
             cures.HISTORY_LISTENERS.remove(listen)
+            cures.HISTORY_LISTENERS.remove(log.on_history)
+            self.boundary.on_call.remove(log.on_call)
         description = sfn.describe_execution(executionArn=arn)
         deadline = time.monotonic() + 5
         while description["status"] == "RUNNING" and time.monotonic() < deadline:
@@ -614,6 +628,9 @@ class LocalEngine:
             problems, self.boundary.engine_errors[:] = list(self.boundary.engine_errors), []
             raise EngineError(f"{name}: {problems[0]}")
         after = self.observe() if watch else {}
+        with api.bypass():
+            machine = sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])
+        definition = machine["definition"]
         output = json.loads(description["output"]) if description.get("output") else None
         times = [item["timestamp"] for item in history]
         notifications = [
@@ -635,6 +652,8 @@ class LocalEngine:
             started=times[0].isoformat() if times else "",
             virtual_seconds=round((times[-1] - times[0]).total_seconds(), 3) if times else 0.0,
             faults=[f.spec for f in self.faults],
+            definition=definition,
+            call_log=log,
         )
 
     def invoke(self, function: str, payload: Any) -> tuple[bool, Any]:

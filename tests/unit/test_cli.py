@@ -393,7 +393,7 @@ def test_every_demo_step_is_a_valid_command_line() -> None:
     from opsflow import cli, demo
 
     makefile = (ROOT / "Makefile").read_text()
-    assert "\n\t$(OPSFLOW) demo\n" in makefile
+    assert "\n\t$(OPSFLOW) --view demo\n" in makefile
     for title, line in demo.STEPS:
         argv = shlex.split(line)
         args = cli.parser().parse_args(argv)
