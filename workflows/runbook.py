@@ -15,12 +15,13 @@ them into one state machine with the parts every runbook shares:
   scenario runs with its APIs' DryRun; any act or verify failure goes to the scenario's rollback
   chain, whose last state must leave ``$.rollback`` with ``cause`` and ``notice``.
 
-Data contract between phases: the execution's input (the event, whatever JSON it is) is kept at
-``$.event`` by the first state, so a task can always add its result next to it and a Catch can
-always record an error (neither can be applied to an input that is not an object). The first
-task of the detect chain (:func:`read_event`) replaces the state with ``{"plan": ...}``: the
-event stays the execution's input, and no later state carries it (Step Functions holds a
-state's data to 256 KiB). The detect chain leaves ``$.plan`` with
+Data contract between phases: the first state replaces the execution's input (the event,
+whatever JSON it is) with a small object, so a task can always add its result to it and a Catch
+can always record an error (neither can be applied to an input that is not an object). The
+first task of the detect chain (:func:`read_event`) reads the event from the context object
+(:data:`EVENT`) and replaces the state with ``{"plan": ...}``: the event stays the execution's
+input, and no state carries it (Step Functions holds a state's data to 256 KiB, and a rejected
+event's error must fit beside it). The detect chain leaves ``$.plan`` with
 ``scenario``, ``dryRun``,
 ``actionable``, optionally ``dedupeKey`` and ``escalate``, and ``notices`` — a map of notice
 objects ``{"subject", "message"}`` where ``message`` is an SNS JSON message structure
@@ -53,8 +54,10 @@ DEDUPE_TABLE = "${DedupeTableName}"
 KILL_SWITCH = "${KillSwitchParameterName}"
 
 INVALID_EVENT = "InvalidEvent"
-EVENT = "$.event"
-"""Where the skeleton keeps the execution's input (the event as delivered)."""
+EVENT = "$$.Execution.Input"
+"""Where the first task reads the event as delivered: the execution's input, from the context
+object, so no state ever carries it (an event near 256 KiB leaves room for the plan, and for the
+error a rejection adds)."""
 THROTTLED = "Throttled"
 
 LAMBDA_TRANSIENT = [
@@ -116,10 +119,10 @@ def lambda_task(
 
 
 def read_event(name: str, function: str, settings: dict[str, str]) -> sdk.Task:
-    """The first task of every detect chain: ``function`` reads the event (at :data:`EVENT`)
-    with the runbook's settings and the execution's ID, and its result, the plan, replaces the
-    state (``{"plan": ...}``). The event stays the execution's input (in its history); no later
-    state carries it, so an event near Step Functions' 256 KiB leaves room for the plan.
+    """The first task of every detect chain: ``function`` reads the event (the execution's
+    input, :data:`EVENT`) with the runbook's settings and the execution's ID, and its result,
+    the plan, replaces the state (``{"plan": ...}``). No state carries the event, so an event
+    near Step Functions' 256 KiB leaves room for the plan, or for the error that rejects it.
     """
     return lambda_task(
         name,
@@ -448,8 +451,10 @@ def build(p: Phases) -> dict[str, Any]:
     escalated = sdk.Fail("Escalated", error="Runbook.Escalated", cause_path="$.escalation.cause")
     rolled_back = sdk.Fail("Rolled back", error="Runbook.RolledBack", cause_path="$.rollback.cause")
 
-    # The input may be any JSON (an array, a string, null): keep it under a key of an object.
-    receive = sdk.Pass("Detect: Receive event", parameters={"event.$": "$"})
+    # The input may be any JSON (an array, a string, null): the state starts as an object a
+    # task can add its result to and a Catch its error to; the first task reads the event from
+    # the context object (EVENT).
+    receive = sdk.Pass("Detect: Receive event", parameters={"execution.$": "$$.Execution.Name"})
     receive.next(p.detect)
 
     # A failure while detecting: explain and escalate.

@@ -26,8 +26,22 @@ ACCESS_DENIED_CODES = frozenset(
 )
 
 
+MESSAGE_LIMIT = 8000
+"""Characters of an error's message kept: it becomes the run's cause (Step Functions keeps 32,768
+characters of a cause, and the error travels in the state beside the plan); a message quoting
+an event's value may be as long as the event."""
+
+
 class RunbookError(Exception):
-    """Base of every error a runbook function raises on purpose."""
+    """Base of every error a runbook function raises on purpose; its message is cut to
+    :data:`MESSAGE_LIMIT` characters."""
+
+    def __init__(self, *args: Any) -> None:
+        if len(args) == 1 and isinstance(args[0], str) and len(args[0]) > MESSAGE_LIMIT:
+            text = args[0]
+            cut = len(text) - MESSAGE_LIMIT + 40
+            args = (f"{text[: MESSAGE_LIMIT - 40]} ... ({cut:,} characters cut)",)
+        super().__init__(*args)
 
 
 class InvalidEvent(RunbookError):

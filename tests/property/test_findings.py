@@ -20,6 +20,7 @@ from ebs_quota import app as ebs_app
 from ebs_quota import quotas
 from health_abuse import entities
 from region_failover import app as failover
+from runbook_kit import errors
 from runbook_kit.errors import InvalidEvent
 from runbook_kit.notices import notice, subject_line
 
@@ -197,6 +198,37 @@ def test_health_abuse_long_texts_end_in_the_runbook() -> None:
     execution = run("health-abuse", event)
     assert execution.outcome == "mitigated", execution.cause
     ends_in_the_runbook("health-abuse", event, execution)
+
+
+def test_a_rejection_quoting_a_huge_value_ends_in_the_runbook() -> None:
+    """Was (``make fuzz``): an account of 24,000 characters and entity strings of astral
+    characters (an event of 185 KB) were quoted whole in the rejection, and the error, added
+    beside the event the state still carried, passed 256 KiB: ``States.DataLimitExceeded`` at
+    the first task. Messages are cut to ``errors.MESSAGE_LIMIT`` and no state carries the
+    event."""
+    event = sample("health-abuse", "dos-report-arn.json")
+    event["account"] = "(\x84\x17y" * 6051
+    event["detail"]["affectedEntities"] = [
+        "\U0008af34\u00e3:" * 4096, "\u00a1\x0b\U0001f6be*#\U0003b81d" * 5282]
+    execution = run("health-abuse", event)
+    assert execution.error == "Runbook.InvalidEvent", execution.cause
+    assert len(execution.cause or "") <= errors.MESSAGE_LIMIT
+    assert "characters cut" in (execution.cause or "")
+    ends_in_the_runbook("health-abuse", event, execution)
+
+
+@pytest.mark.parametrize("scenario", ["ebs-quota-forecast", "region-failover", "health-abuse"])
+def test_an_invalid_event_near_the_limit_ends_invalid(scenario: str) -> None:
+    """An event of 250,000 bytes that the runbook rejects: the rejection's error fits (the
+    state no longer holds the event beside it)."""
+    name = {"ebs-quota-forecast": "daily-schedule.json", "region-failover": "alarm-primary.json",
+            "health-abuse": "dos-report-arn.json"}[scenario]
+    event = sample(scenario, name)
+    event["source"] = "aws.not-" + event["source"].removeprefix("aws.")
+    event["detail"]["padding"] = "x" * (250_000 - len(json.dumps(event)))
+    execution = run(scenario, event)
+    assert execution.error == "Runbook.InvalidEvent", (execution.error, execution.cause)
+    ends_in_the_runbook(scenario, event, execution)
 
 
 def test_health_bounds_are_aws_healths() -> None:
