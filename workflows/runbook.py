@@ -55,6 +55,7 @@ KILL_SWITCH = "${KillSwitchParameterName}"
 INVALID_EVENT = "InvalidEvent"
 EVENT = "$.event"
 """Where the skeleton keeps the execution's input (the event as delivered)."""
+EXECUTION_ID = "$$.Execution.Id"
 THROTTLED = "Throttled"
 
 LAMBDA_TRANSIENT = [
@@ -98,7 +99,11 @@ def lambda_task(
     ``result_selector`` when given).
 
     ``function`` is the template's logical ID; the ASL names it as ``${<LogicalId>Arn}``.
+    The payload carries the execution's ID (``executionId``, unless ``execution`` already is
+    that ID): every handler logs it as its correlation ID (``runbook_kit.telemetry``).
     """
+    if payload.get("execution.$") != EXECUTION_ID:
+        payload = {**payload, "executionId.$": EXECUTION_ID}
     task = sdk.Task(
         name,
         resource="${" + function + "Arn}",
@@ -124,7 +129,7 @@ def read_event(name: str, function: str, settings: dict[str, str]) -> sdk.Task:
     return lambda_task(
         name,
         function,
-        {"event.$": EVENT, "settings": dict(settings), "execution.$": "$$.Execution.Id"},
+        {"event.$": EVENT, "settings": dict(settings), "execution.$": EXECUTION_ID},
         result_path="$",
         result_selector={"plan.$": "$"},
     )
@@ -713,7 +718,7 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
                 "taskToken.$": "$$.Task.Token",
                 "notice.$": "$.plan.notices.approval",
                 "timeoutSeconds.$": "$.plan.approvalTimeoutSeconds",
-                "execution.$": "$$.Execution.Id",
+                "execution.$": EXECUTION_ID,
                 "enteredTime.$": "$$.State.EnteredTime",
                 "topicArn": ALERT_TOPIC,
                 "answerUrl": APPROVAL_URL,
