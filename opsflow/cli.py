@@ -252,7 +252,7 @@ def iam_summary(results: list[Any]) -> dict[str, Any]:
             mine = {
                 (p, sid, tuple(actions))
                 for p, sid, actions in grants
-                if p not in rehearsals.NOT_REHEARSED
+                if not rehearsals.not_rehearsed(p, sid)
             }
             unused[arn] = mine if arn not in unused else unused[arn] & mine
         for call in result.calls:

@@ -75,8 +75,20 @@ EXTRA: dict[str, list[Rehearsal]] = {
 NOT_REHEARSED = {
     "AWSLambdaBasicExecutionRole": "the Lambda runtime writes each function's logs with it; "
     "the rehearsal runs handlers in-process and emulates no CloudWatch Logs",
+    "AWSXrayWriteOnlyAccess": "SAM attaches it to every function (Tracing: Active) and state "
+    "machine (Tracing: Enabled) for X-Ray; the Lambda runtime and Step Functions send the "
+    "traces, the rehearsal emulates no X-Ray and runs the Tracer disabled",
+    "DeliverExecutionLogs": "Step Functions sets up and writes a state machine's execution "
+    "logs (Logging) itself, as its role, when the stack is deployed and as executions run; "
+    "moto's Step Functions has no log delivery and the rehearsal emulates no CloudWatch Logs",
 }
-"""Grants the rehearsal cannot exercise, and why (left out of the unused-grant report)."""
+"""Grants the rehearsal cannot exercise, and why (left out of the unused-grant report): each
+key is a policy's name or a statement's ``Sid``."""
+
+
+def not_rehearsed(policy: str, sid: str) -> bool:
+    """Whether the grant (``policy``/``sid``) is one the rehearsal cannot exercise."""
+    return policy in NOT_REHEARSED or sid in NOT_REHEARSED
 
 
 def rehearsals(scenario: str | None = None) -> list[Rehearsal]:

@@ -58,6 +58,7 @@ EVENT = "$$.Execution.Input"
 """Where the first task reads the event as delivered: the execution's input, from the context
 object, so no state ever carries it (an event near 256 KiB leaves room for the plan, and for the
 error a rejection adds)."""
+EXECUTION_ID = "$$.Execution.Id"
 THROTTLED = "Throttled"
 
 LAMBDA_TRANSIENT = [
@@ -101,7 +102,11 @@ def lambda_task(
     ``result_selector`` when given).
 
     ``function`` is the template's logical ID; the ASL names it as ``${<LogicalId>Arn}``.
+    The payload carries the execution's ID (``executionId``, unless ``execution`` already is
+    that ID): every handler logs it as its correlation ID (``runbook_kit.telemetry``).
     """
+    if payload.get("execution.$") != EXECUTION_ID:
+        payload = {**payload, "executionId.$": EXECUTION_ID}
     task = sdk.Task(
         name,
         resource="${" + function + "Arn}",
@@ -127,7 +132,7 @@ def read_event(name: str, function: str, settings: dict[str, str]) -> sdk.Task:
     return lambda_task(
         name,
         function,
-        {"event.$": EVENT, "settings": dict(settings), "execution.$": "$$.Execution.Id"},
+        {"event.$": EVENT, "settings": dict(settings), "execution.$": EXECUTION_ID},
         result_path="$",
         result_selector={"plan.$": "$"},
     )
@@ -718,7 +723,7 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
                 "taskToken.$": "$$.Task.Token",
                 "notice.$": "$.plan.notices.approval",
                 "timeoutSeconds.$": "$.plan.approvalTimeoutSeconds",
-                "execution.$": "$$.Execution.Id",
+                "execution.$": EXECUTION_ID,
                 "enteredTime.$": "$$.State.EnteredTime",
                 "topicArn": ALERT_TOPIC,
                 "answerUrl": APPROVAL_URL,

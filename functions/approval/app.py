@@ -30,6 +30,7 @@ from runbook_kit import aws
 from runbook_kit.errors import THROTTLING_CODES, InvalidEvent, call, error_code, require
 from runbook_kit.notices import SMS_LIMIT, console_link
 from runbook_kit.settings import as_int
+from runbook_kit.telemetry import FUNCTION_URL, handler
 
 from approval import links
 
@@ -287,7 +288,7 @@ def _answer(link: links.Link, form: dict[str, str], request: Request, sfn: Any) 
 
 
 # ------------------------------------------------------------------------------- handlers
-@logger.inject_lambda_context
+@handler(logger)
 def request_approval(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     region = _region()
     topic = payload.get("topicArn") if isinstance(payload, dict) else ""
@@ -296,7 +297,7 @@ def request_approval(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return publish_request(payload, key, aws.client("sns", topic_region), time.time())
 
 
-@logger.inject_lambda_context
+@handler(logger, FUNCTION_URL)
 def answer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     region = _region()
     page = respond(

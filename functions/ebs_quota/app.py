@@ -11,6 +11,7 @@ from runbook_kit import aws
 from runbook_kit.accounts import home_account
 from runbook_kit.errors import RunbookError, call, error_code, require, translate
 from runbook_kit.notices import notice
+from runbook_kit.telemetry import handler
 
 from ebs_quota import quotas as q
 
@@ -21,7 +22,7 @@ class RequestRejected(RunbookError):
     """Service Quotas denied or refused an increase request; a person must follow up."""
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def read_trigger(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event", "settings", "execution"}`` → the first plan."""
     require(payload, "event", "settings")
@@ -31,7 +32,7 @@ def read_trigger(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def count_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"region"}`` → volumes (GiB per type) and snapshots counted in that region."""
     require(payload, "region")
@@ -114,7 +115,7 @@ def metric_stamp(as_of: date, now: datetime) -> datetime:
     return min(datetime.combine(as_of, time.min, UTC), now)
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"census", "settings"}`` → record today's usage as metrics, read the history back,
     forecast each managed quota and compare it with the quota's current value."""
@@ -152,13 +153,13 @@ def forecast_region(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return {**counted, "assessments": assessments}
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def decide_increases(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     require(payload, "plan", "regions")
     return q.decide(payload["plan"], payload["regions"])
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def request_increase(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"target", "dryRun"}`` → the request made (or, in a dry run, the one that would be)."""
     require(payload, "target")
@@ -218,7 +219,7 @@ def _requests_for(targets: list[dict[str, Any]], as_of: str) -> list[dict[str, A
     return found
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def check_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "act", "attempt"}`` → every request's status; rejected ones raise."""
     require(payload, "act", "attempt")
@@ -244,7 +245,7 @@ def check_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def report_requests(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """After a failure: which requests exist and in what state (none can be withdrawn)."""
     require(payload, "plan")

@@ -13,6 +13,7 @@ from health_abuse import quarantine
 from runbook_kit import aws
 from runbook_kit.accounts import home_account
 from runbook_kit.errors import require
+from runbook_kit.telemetry import handler
 
 logger = Logger(service="opsflow-health-abuse")
 
@@ -21,7 +22,7 @@ def _ec2(region: str) -> Any:
     return aws.client("ec2", region)
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"event": <EventBridge event>, "settings": {...}, "execution": arn}`` → first plan."""
     require(payload, "event", "settings")
@@ -36,7 +37,7 @@ def parse_event(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return result
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan": ...}`` → the plan with its batches of targets, skipped instances, guards and
     notices."""
@@ -61,7 +62,7 @@ def _item(payload: dict[str, Any]) -> tuple[quarantine.Batch, dict[str, Any]]:
     return quarantine.batch_of(payload), payload["settings"]
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"batch": {region: [instance IDs]}, "settings", "dryRun", "execution"}`` → what was
     recorded and moved (or checked), counted."""
@@ -75,7 +76,7 @@ def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def snapshot_volumes(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     batch, _ = _item(payload)
     return quarantine.snapshot(
@@ -83,13 +84,13 @@ def snapshot_volumes(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def stop_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     batch, _ = _item(payload)
     return quarantine.stop(_ec2, batch, bool(payload.get("dryRun", True)))
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
     require(payload, "plan", "attempt")
@@ -100,13 +101,13 @@ def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return planning.verified(plan, states, int(payload["attempt"]))
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def restore_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     batch, _ = _item(payload)
     return quarantine.restore(_ec2, batch, payload.get("execution", ""))
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def summarise_rollback(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"plan", "error", "mode", "rollbackError"?}`` → the cause and notice, built from the
     account's final state compared with each instance's before-state (never assumed)."""

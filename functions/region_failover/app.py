@@ -13,6 +13,7 @@ from runbook_kit import settings as s
 from runbook_kit.accounts import account_of, home_account, partition_of
 from runbook_kit.errors import AccountUnknown, InvalidEvent, require
 from runbook_kit.notices import notice
+from runbook_kit.telemetry import handler
 
 from region_failover import traffic
 
@@ -287,7 +288,7 @@ def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[
     return "\n".join(lines)
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def parse_alarm(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     require(payload, "event", "settings")
     execution = payload.get("execution", "")
@@ -296,7 +297,7 @@ def parse_alarm(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """Read the traffic, the cooldown and the target's health; decide whether to move."""
     plan = dict(payload["plan"])
@@ -361,7 +362,7 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     return plan
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record the before-state in Parameter Store, then move the traffic.
 
@@ -398,7 +399,7 @@ def _record_verified(plan: dict[str, Any]) -> dict[str, Any]:
     return {"recorded": plan["mode"], "lastFailover": state.get("lastFailover")}
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """Change in sync, and the target's canary healthy for enough consecutive checks."""
     plan, shifted, verify = payload["plan"], payload["act"], payload["verify"]
@@ -441,7 +442,7 @@ def _split(weights: dict[str, int]) -> str:
     return ", ".join(f"{r} {w}" for r, w in weights.items())
 
 
-@logger.inject_lambda_context
+@handler(logger)
 def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """Put the recorded weights/dials back and report the traffic as it now is, read from the
     account; ``complete`` is whether it is back to the recorded split.

@@ -12,13 +12,13 @@ far above the band so the alarm sees it. ``handler`` returns ``None`` for those 
 caller can still tell a failure from a slow answer.
 
 Configuration (environment): ``ENDPOINTS``, a JSON object of region → http(s) URL, and
-``TIMEOUT_SECONDS`` (default 5). Standard library and boto3 only.
+``TIMEOUT_SECONDS`` (default 5). Standard library, boto3 and the Powertools layer (structured
+logs with the schedule event's ID as correlation ID, X-Ray).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -30,6 +30,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
+from aws_lambda_powertools import Logger
+from runbook_kit import telemetry
 
 NAMESPACE = "opsflow/Canary"
 METRIC_NAME = "CanaryResponseTime"
@@ -42,7 +44,7 @@ USER_AGENT = "opsflow-canary/1.0"
 Fetch = Callable[[str, float], float]
 """``fetch(url, timeout_seconds)`` → milliseconds to the full response; raises on failure."""
 
-logger = logging.getLogger(__name__)
+logger = Logger(service="opsflow-canary")
 
 
 def fetch_url(url: str, timeout: float) -> float:
@@ -117,6 +119,7 @@ def publish(cloudwatch: Any, data: Sequence[Mapping[str, Any]]) -> int:
     return len(data)
 
 
+@telemetry.handler(logger, telemetry.SCHEDULE)
 def handler(event: Any, context: Any) -> dict[str, float | None]:
     """Scheduled entry point: measure every region, publish, return region → ms (or ``None``)."""
     endpoints = _endpoints_from_env(os.environ.get("ENDPOINTS"))

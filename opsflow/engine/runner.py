@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
-from opsflow.engine import cures, dynamics, limits, observe, stack, worlds
+from opsflow.engine import cures, delivery, dynamics, limits, observe, stack, worlds
 from opsflow.engine.calls import CallLog
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
@@ -57,8 +57,9 @@ class EngineError(RuntimeError):
 
 
 class NotDelivered(EngineError):
-    """EventBridge could not start the rule's target: the rule's role may not (on AWS the event
-    goes to the target's dead-letter queue, and no execution exists)."""
+    """EventBridge could not start the rule's target: the rule's role may not. No execution
+    exists; the event went to the target's dead-letter queue if it could
+    (:mod:`opsflow.engine.delivery`)."""
 
 
 @dataclass
@@ -69,6 +70,10 @@ class Rule:
     state_machine_arn: str
     role: str | None = None
     """The role EventBridge starts the execution as."""
+    arn: str = ""
+    """The rule's ARN."""
+    target: dict[str, Any] = field(default_factory=dict)
+    """The rule's target as the stack declares it (:class:`opsflow.engine.stack.Rule`)."""
 
 
 def _transform(transformer: dict[str, Any] | None, event: dict[str, Any]) -> str:
@@ -400,6 +405,9 @@ class LocalEngine:
             sns.subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
         for logical, spec in self.stack.of_type("AWS::SecretsManager::Secret").items():
             self._create_secret(logical, resolve(spec.get("Properties", {})))
+        for logical in self.stack.of_type("AWS::SQS::Queue"):
+            self.client("sqs").create_queue(QueueName=self.stack.physical_name(logical))
+        self.dead_letters = delivery.DeadLetters(self.stack, self.client, self.clock.now)
         self.functions = self.stack.functions()
         for function in self.functions.values():
             handler = _import_handler(function.handler)
@@ -450,7 +458,8 @@ class LocalEngine:
                         "detail-type": ["Scheduled Event"],
                         "resources": [self.stack.get_att(logical, "Arn")],
                     }
-                self.rules.append(Rule(_event_name(logical, scenario), scenario, pattern, target["arn"], target["role"]))
+                self.rules.append(Rule(_event_name(logical, scenario), scenario, pattern,
+                                       target["arn"], target["role"], rule.arn, target))
 
     def _create_secret(self, logical: str, props: dict[str, Any]) -> None:
         """A template secret in Secrets Manager at the ARN the stack gives it; a
@@ -512,12 +521,15 @@ class LocalEngine:
         spec: dict[str, Any] = {
             key: props[key]
             for key in ("AlarmName", "AlarmDescription", "ComparisonOperator",
-                        "ThresholdMetricId", "TreatMissingData", "Metrics")
+                        "ThresholdMetricId", "TreatMissingData", "Metrics", "Namespace",
+                        "MetricName", "Dimensions", "Statistic", "AlarmActions")
             if key in props
         }
-        for key in ("EvaluationPeriods", "DatapointsToAlarm"):
+        for key in ("EvaluationPeriods", "DatapointsToAlarm", "Period"):
             if key in props:
                 spec[key] = int(props[key])
+        if "Threshold" in props:
+            spec["Threshold"] = float(props["Threshold"])
         for metric in spec.get("Metrics", []):
             stat = metric.get("MetricStat")
             if stat:
@@ -581,7 +593,7 @@ class LocalEngine:
         if scenario not in self.state_machines:
             raise EngineError(f"scenario {scenario!r} is not deployed")
         if rule is not None and rule.role:
-            self._start_as(rule)
+            self._start_as(rule, event)
         sfn = self.client("stepfunctions")
         before = self.observe() if watch else {}
         first_notification = len(self.boundary.notifications)
@@ -699,9 +711,9 @@ class LocalEngine:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(cast(Any, event)):
                 sns.publish(TopicArn=target["arn"], Message=_transform(target.get("transformer"), event))
 
-    def _start_as(self, rule: Rule) -> None:
+    def _start_as(self, rule: Rule, event: dict[str, Any]) -> None:
         """EventBridge starts the target as the rule's role: a role that may not do so means
-        the event is never delivered (on AWS it goes to the rule's dead-letter queue)."""
+        the event is never delivered; it goes to the target's dead-letter queue, not retried."""
         sfn = self.client("stepfunctions")
         if rule.role is None:
             raise NotDelivered(f"rule {rule.name} has no role to start its target")
@@ -709,7 +721,12 @@ class LocalEngine:
             rule.role, sfn, "StartExecution", {"stateMachineArn": rule.state_machine_arn}, REGION
         )
         if denial is not None:
-            raise NotDelivered(f"rule {rule.name} cannot start its target: {denial.message}")
+            where = self.dead_letters.send(
+                rule.arn, rule.target, event, delivery.NO_PERMISSIONS, denial.message
+            )
+            raise NotDelivered(
+                f"rule {rule.name} cannot start its target: {denial.message}; {where.describe()}"
+            )
 
     def chaos_latency(
         self, region: str, delay_ms: int, minutes: int, jitter_ms: int = 20

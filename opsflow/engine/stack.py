@@ -64,7 +64,10 @@ class Rule:
     pattern: dict[str, Any] | None
     schedule: str | None
     targets: list[dict[str, Any]]
-    """Each ``{"arn", "role"}``: what the rule starts and the role EventBridge uses for it."""
+    """Each ``{"arn", "role", "transformer", "dead_letter", "retry"}``: what the rule starts,
+    the role EventBridge uses for it, its input transformer, the ARN of its dead-letter queue
+    and its RetryPolicy (``None`` when it has none)."""
+    arn: str = ""
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,6 +152,8 @@ class Stack:
             "AWS::SSM::Document": lambda: name,
             "AWS::CloudWatch::Alarm": lambda: self.resolver.resolve(props.get("AlarmName", name)),
             "AWS::Events::Rule": lambda: name,
+            "AWS::SQS::Queue": lambda: f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}",
+            "AWS::Logs::LogGroup": lambda: self.resolver.resolve(props.get("LogGroupName", name)),
             "AWS::SecretsManager::Secret": lambda: self._arn(
                 "secretsmanager", f"secret:{self.resolver.resolve(props.get('Name', name))}-opsflw"
             ),
@@ -169,10 +174,12 @@ class Stack:
                 "AWS::DynamoDB::Table": lambda: self._arn("dynamodb", f"table/{name}"),
                 "AWS::Events::Rule": lambda: self._arn("events", f"rule/{name}"),
                 "AWS::CloudWatch::Alarm": lambda: self._arn("cloudwatch", f"alarm:{self.ref(logical)}"),
+                "AWS::SQS::Queue": lambda: self._arn("sqs", name),
+                "AWS::Logs::LogGroup": lambda: self._arn("logs", f"log-group:{self.ref(logical)}:*"),
             }
             if kind in arns:
                 return arns[kind]()
-        if attribute == "TopicName":
+        if attribute in ("TopicName", "QueueName"):
             return name
         if attribute == "Name":
             return name
@@ -279,8 +286,30 @@ class Stack:
                 schedule=props.get("ScheduleExpression"),
                 targets=[
                     {"arn": t["Arn"], "role": t.get("RoleArn"),
-                     "transformer": t.get("InputTransformer")}
+                     "transformer": t.get("InputTransformer"),
+                     "dead_letter": t.get("DeadLetterConfig", {}).get("Arn"),
+                     "retry": t.get("RetryPolicy")}
                     for t in props.get("Targets", [])
                 ],
+                arn=self.get_att(logical, "Arn"),
             )
         return result
+
+    def topic_policies(self) -> dict[str, list[dict[str, Any]]]:
+        """Topic ARN → the documents of the ``AWS::SNS::TopicPolicy`` resources naming it."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.of_type("AWS::SNS::TopicPolicy").values():
+            props = self.resolver.resolve(spec["Properties"])
+            for topic in props["Topics"]:
+                found.setdefault(topic, []).append(_document(props["PolicyDocument"]))
+        return found
+
+    def queue_policies(self) -> dict[str, list[dict[str, Any]]]:
+        """Queue ARN → the documents of the ``AWS::SQS::QueuePolicy`` resources naming it."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.of_type("AWS::SQS::QueuePolicy").values():
+            props = self.resolver.resolve(spec["Properties"])
+            for url in props["Queues"]:
+                queue = url.rsplit("/", 1)[-1]
+                found.setdefault(self._arn("sqs", queue), []).append(_document(props["PolicyDocument"]))
+        return found

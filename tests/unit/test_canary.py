@@ -10,6 +10,7 @@ import urllib.error
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -23,6 +24,14 @@ from runbook_kit.parameters import PARAMETERS
 from runbook_kit.parameters import SETTINGS as SOURCES
 
 from functions.region_failover import canary
+
+CONTEXT = SimpleNamespace(
+    function_name="opsflow-CanaryFunction",
+    memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:opsflow-CanaryFunction",
+    aws_request_id="canary-test",
+)
+"""What Lambda passes the handler (Powertools' Logger reads it)."""
 
 ENDPOINTS = {
     "us-east-1": "https://use1.shop.example.com/health",
@@ -210,7 +219,7 @@ def test_handler_measures_publishes_and_returns(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TIMEOUT_SECONDS", "3")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
-        result = canary.handler({"source": "aws.events"}, None)
+        result = canary.handler({"source": "aws.events"}, CONTEXT)
         listed = boto3.client("cloudwatch", region_name="us-east-1").list_metrics(
             Namespace="opsflow/Canary"
         )["Metrics"]
@@ -241,7 +250,7 @@ def test_handler_rejects_bad_configuration(
     monkeypatch.setenv("TIMEOUT_SECONDS", timeout)
     monkeypatch.setattr(canary, "fetch_url", FakeFetch({}))
     with pytest.raises(ValueError, match=message):
-        canary.handler({}, None)
+        canary.handler({}, CONTEXT)
 
 
 def test_handler_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -251,7 +260,7 @@ def test_handler_default_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENDPOINTS", '{"us-east-1": "https://example.com/"}')
     monkeypatch.delenv("TIMEOUT_SECONDS", raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert canary.handler({}, None) == {"us-east-1": 10.0}
+    assert canary.handler({}, CONTEXT) == {"us-east-1": 10.0}
     assert fetch.calls == [("https://example.com/", 5.0)]
 
 
