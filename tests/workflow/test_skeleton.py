@@ -123,7 +123,7 @@ def test_a_task_added_to_a_chain_gets_its_phase_catch_without_any_list() -> None
     assert catches(states["Detect: Look closer"])["States.ALL"] == DETECT_FAILED
     assert catches(states["Act: Do more"])["States.ALL"] == "Rollback: Undo"
     assert catches(states["Rollback: Undo"])["States.ALL"] == "Rollback: Explain failure"
-    assert states["Detect: Receive event"]["Parameters"] == {"event.$": "$"}
+    assert states["Detect: Receive event"]["Parameters"] == {"execution.$": "$$.Execution.Name"}
 
 
 def test_a_tail_that_cannot_be_reached_is_refused() -> None:
