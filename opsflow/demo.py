@@ -10,48 +10,60 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
-STEPS: list[tuple[str, str]] = [
-    ("health-abuse: a DoS abuse report arrives through EventBridge",
-     "trigger events/health-abuse/dos-report-arn.json"),
-    ("health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries "
-     "twice, the state machine once)",
-     "run health-abuse --event events/health-abuse/dos-report-bare-ids.json "
-     "--fault ec2:StopInstances=RequestLimitExceeded*4"),
-    ("health-abuse: dry run of the first report (every change checked with EC2 DryRun)",
-     "trigger events/health-abuse/dos-report-arn.json --dry-run"),
-    ("region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover",
-     "chaos latency --region us-east-1 --delay-ms 300 --minutes 15"),
-    ("region-failover: the same alarm with Global Accelerator, approved by a person",
-     "trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator "
-     "--param RequireApproval=true --approve"),
-    ("ebs-quota-forecast: the daily schedule fires",
-     "trigger events/ebs-quota-forecast/daily-schedule.json"),
-    ("ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted",
-     "trigger events/ebs-quota-forecast/health-threshold-breach.json "
-     "--fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation"),
+
+class Step(NamedTuple):
+    title: str
+    line: str
+    """The command line after ``opsflow``."""
+    expect: int = 0
+    """The exit status the step must end with (1: a run that escalates on purpose)."""
+
+
+STEPS: list[Step] = [
+    Step("health-abuse: a DoS abuse report arrives through EventBridge",
+         "trigger events/health-abuse/dos-report-arn.json"),
+    Step("health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries "
+         "twice, the state machine once)",
+         "run health-abuse --event events/health-abuse/dos-report-bare-ids.json "
+         "--fault ec2:StopInstances=RequestLimitExceeded*4"),
+    Step("health-abuse: dry run of the first report (every change checked with EC2 DryRun)",
+         "trigger events/health-abuse/dos-report-arn.json --dry-run"),
+    Step("region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover",
+         "chaos latency --region us-east-1 --delay-ms 300 --minutes 15"),
+    Step("region-failover: the same alarm with Global Accelerator, approved by a person",
+         "trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator "
+         "--param RequireApproval=true --approve"),
+    Step("ebs-quota-forecast: the daily schedule fires",
+         "trigger events/ebs-quota-forecast/daily-schedule.json"),
+    Step("ebs-quota-forecast: eu-west-1 denies access; the other regions are still counted",
+         "trigger events/ebs-quota-forecast/health-threshold-breach.json "
+         "--fault ec2@eu-west-1:DescribeVolumes=UnauthorizedOperation"),
 ]
-"""(title, command line after ``opsflow``), in the order the demo runs them."""
+"""The demo's steps, in the order it runs them."""
 
 
 def commands(view: bool = False) -> list[list[str]]:
     """Each step's arguments after ``opsflow`` (with ``--view``: also write each run's page)."""
-    return [(["--view"] if view else []) + shlex.split(line) for _, line in STEPS]
+    return [(["--view"] if view else []) + shlex.split(step.line) for step in STEPS]
 
 
 def run(main: Callable[[list[str]], int], view: bool = False) -> int:
-    """Run every step with ``main`` (the CLI's); 1 when any step failed (each still runs)."""
+    """Run every step with ``main`` (the CLI's); 1 when any step ended otherwise than it must
+    (each still runs)."""
     start = time.perf_counter()
     failed: list[str] = []
-    for number, ((title, line), argv) in enumerate(zip(STEPS, commands(view), strict=True), 1):
+    for number, (step, argv) in enumerate(zip(STEPS, commands(view), strict=True), 1):
         if number > 1:
             print()
-        print(f"== {title} ==")
-        print(f"$ opsflow {line}", flush=True)
+        print(f"== {step.title} ==")
+        print(f"$ opsflow {step.line}", flush=True)
         status = main(argv)
         sys.stdout.flush()
-        if status != 0:
-            failed.append(f"step {number} ({line.split()[0]}) exited {status}")
+        if status != step.expect:
+            failed.append(f"step {number} ({step.line.split()[0]}) exited {status}, "
+                          f"expected {step.expect}")
     took = time.perf_counter() - start
     print(f"\n== demo: {len(STEPS)} steps in {took:.1f} s"
           + (f"; FAILED: {'; '.join(failed)}" if failed else "") + " ==")

@@ -394,7 +394,7 @@ def test_every_demo_step_is_a_valid_command_line() -> None:
 
     makefile = (ROOT / "Makefile").read_text()
     assert "\n\t$(OPSFLOW) --view demo\n" in makefile
-    for title, line in demo.STEPS:
+    for title, line, _ in demo.STEPS:
         argv = shlex.split(line)
         args = cli.parser().parse_args(argv)
         assert args.func is not cli.cmd_demo, title
@@ -408,7 +408,8 @@ def test_the_demo_reports_a_failing_step_and_runs_the_rest(
 ) -> None:
     from opsflow import demo
 
-    monkeypatch.setattr(demo, "STEPS", [("one", "list"), ("two", "list --bad"), ("three", "list")])
+    monkeypatch.setattr(demo, "STEPS", [demo.Step("one", "list"), demo.Step("two", "list --bad"),
+                                        demo.Step("three", "list", expect=2)])
     seen: list[list[str]] = []
 
     def main(argv: list[str]) -> int:
@@ -418,4 +419,5 @@ def test_the_demo_reports_a_failing_step_and_runs_the_rest(
     assert demo.run(main) == 1
     assert seen == [["list"], ["list", "--bad"], ["list"]]
     out = capsys.readouterr().out
-    assert "== two ==" in out and "FAILED: step 2 (list) exited 2" in out
+    assert "== two ==" in out
+    assert "FAILED: step 2 (list) exited 2, expected 0; step 3 (list) exited 0, expected 2" in out
