@@ -32,8 +32,8 @@ demo: $(STAMP)
 	@echo "== health-abuse: dry run of the first report (every change checked with EC2 DryRun) =="
 	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json --dry-run
 	@echo
-	@echo "== region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover =="
-	$(OPSFLOW) chaos latency --region us-east-1 --delay-ms 300 --minutes 15
+	@echo "== region-failover: game day: +300 ms on the primary, us-east-2 -> anomaly alarm seen from us-east-1 -> failover =="
+	$(OPSFLOW) chaos latency --region us-east-2 --delay-ms 300 --minutes 15
 	@echo
 	@echo "== region-failover: the same alarm with Global Accelerator, approved by a person =="
 	$(OPSFLOW) trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator --param RequireApproval=true --approve

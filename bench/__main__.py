@@ -69,13 +69,14 @@ def bench_failover_detection() -> None:
     from opsflow.engine.runner import LocalEngine
 
     with LocalEngine(scenarios=["region-failover"]) as engine:
+        primary = engine.parameters()["PrimaryRegion"]
         start = engine.clock.now()
-        played = engine.chaos_latency("us-east-1", delay_ms=300, minutes=15)
+        played = engine.chaos_latency(primary, delay_ms=300, minutes=15)
         assert played.event is not None
         detected = (engine.clock.now() - start).total_seconds()
         execution = engine.run("region-failover", played.event)
     print(
-        f"region-failover, +300 ms on us-east-1: alarm after {detected:.0f} s (detection), "
+        f"region-failover, +300 ms on {primary}: alarm after {detected:.0f} s (detection), "
         f"failover verified {execution.virtual_seconds:.0f} s later (reaction): "
         f"{detected + execution.virtual_seconds:.0f} s virtual from the first anomalous "
         f"datapoint; {execution.transitions} transitions, outcome {execution.outcome}"

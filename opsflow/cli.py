@@ -364,11 +364,12 @@ def cmd_chaos_latency(args: argparse.Namespace) -> int:
     if not 1 <= args.minutes <= 1440:
         raise UsageError("--minutes must be between 1 and 1440")
     with _engine(args, ["region-failover"]) as engine:
-        if args.region not in engine.regions("region-failover"):
+        region = args.region or engine.parameters()["PrimaryRegion"]
+        if region not in engine.regions("region-failover"):
             raise UsageError(
                 f"--region must be one of {', '.join(engine.regions('region-failover'))}"
             )
-        played = engine.chaos_latency(args.region, args.delay_ms, args.minutes, args.jitter_ms)
+        played = engine.chaos_latency(region, args.delay_ms, args.minutes, args.jitter_ms)
         if not args.json:
             for line in played.log:
                 print(line)
@@ -490,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
         help="play the tc netem latency document: the canary degrades, the anomaly alarm is "
         "evaluated, its event goes through template.yaml's rules",
     )
-    q.add_argument("--region", default="us-east-1")
+    q.add_argument("--region", help="the region whose canary degrades (default: PrimaryRegion)")
     q.add_argument("--delay-ms", type=int, default=300)
     q.add_argument("--jitter-ms", type=int, default=20)
     q.add_argument("--minutes", type=int, default=15)

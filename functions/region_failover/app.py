@@ -62,12 +62,18 @@ def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
             raise InvalidEvent(f"region {region!r} is not an AWS region name")
     if primary == standby:
         raise InvalidEvent("the primary and standby regions must differ")
+    home = str(get("alarmRegion"))
+    if home == primary:
+        raise InvalidEvent(
+            f"this runbook runs in {home}, its primary region: it would go down with the region "
+            f"it must fail away from. Deploy the stack in the standby region ({standby})"
+        )
     return {
         "regions": [primary, standby],
         "primaryRegion": primary,
         "standbyRegion": standby,
         "alarms": _pairs(get("alarms"), "alarms"),
-        "alarmRegion": str(get("alarmRegion")),
+        "alarmRegion": home,
         "mechanism": get("mechanism"),
         "hostedZoneId": get("hostedZoneId"),
         "recordName": get("recordName"),

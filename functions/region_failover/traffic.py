@@ -65,7 +65,8 @@ def read(client_for: ClientFor, config: dict[str, Any]) -> dict[str, int]:
     """Each region's share of traffic now: Route 53 weight or Global Accelerator dial (0..100)."""
     if config["mechanism"] == "route53":
         records = _weighted_records(client_for("route53", "us-east-1"), config)
-        return {r["SetIdentifier"]: int(r.get("Weight", 0)) for r in records}
+        weights = {r["SetIdentifier"]: int(r.get("Weight", 0)) for r in records}
+        return {r: weights[r] for r in config["regions"]}
     groups = _endpoint_groups(client_for("globalaccelerator", GA_REGION), config)
     return {r: int(groups[r].get("TrafficDialPercentage", 100)) for r in config["regions"]}
 

@@ -94,7 +94,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "PrimaryRegion": {
         "Type": "String",
-        "Default": "us-east-1",
+        "Default": "us-east-2",
     },
     "ProtectedTagKey": {
         "Type": "String",
@@ -142,7 +142,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "StandbyRegion": {
         "Type": "String",
-        "Default": "us-east-2",
+        "Default": "us-east-1",
     },
     "TargetGroupArns": {
         "Type": "CommaDelimitedList",

@@ -23,7 +23,7 @@ from tests.conftest import (
 )
 
 SCENARIO = "region-failover"
-PRIMARY, STANDBY = "us-east-1", "us-east-2"
+PRIMARY, STANDBY = "us-east-2", "us-east-1"
 
 
 def weights(engine: Any) -> dict[str, int]:
@@ -118,18 +118,18 @@ def test_unhealthy_target_escalates_and_moves_nothing(engine: Any) -> None:
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.error == "Runbook.Escalated"
-    assert "us-east-2 has 1 healthy targets, fewer than 2" in execution.cause
+    assert f"{STANDBY} has 1 healthy targets, fewer than 2" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
 def test_target_alarm_not_ok_escalates(engine: Any) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-    cloudwatch.set_alarm_state(AlarmName="opsflow-canary-us-east-2", StateValue="ALARM",
+    cloudwatch.set_alarm_state(AlarmName=f"opsflow-canary-{STANDBY}", StateValue="ALARM",
                                StateReason="test")
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.error == "Runbook.Escalated"
-    assert "canary alarm opsflow-canary-us-east-2 is ALARM" in execution.cause
+    assert f"canary alarm opsflow-canary-{STANDBY} is ALARM" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
@@ -298,7 +298,7 @@ def test_failback_moves_traffic_home(engine: Any) -> None:
 
     assert execution.outcome == "mitigated", execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
-    assert "us-east-1: 3 of 3 targets healthy" in execution.notifications[0]["message"]
+    assert f"{PRIMARY}: 3 of 3 targets healthy" in execution.notifications[0]["message"]
 
 
 def test_malformed_event_is_rejected(engine: Any) -> None:
@@ -400,7 +400,7 @@ def test_alarm_of_another_account_moves_nothing(engine: Any, where: str) -> None
     else:
         event.pop("account")
         event["resources"] = [
-            "arn:aws:cloudwatch:us-east-1:210987654321:alarm:opsflow-canary-us-east-1"
+            f"arn:aws:cloudwatch:us-east-1:210987654321:alarm:opsflow-canary-{PRIMARY}"
         ]
     execution = engine.run(SCENARIO, event)
 

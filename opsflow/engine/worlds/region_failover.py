@@ -1,6 +1,6 @@
-"""The region-failover world: the same service in us-east-1 (active) and us-east-2 (standby),
-each a VPC with three web servers behind a Network Load Balancer; a hosted zone with weighted
-records (100/0); a Global Accelerator with one endpoint group per region (dials 100/0); three
+"""The region-failover world: the same service in the template's PrimaryRegion (us-east-2,
+active) and StandbyRegion (us-east-1, where the stack runs), each a VPC with three web servers
+behind a Network Load Balancer; a hosted zone with weighted records (100/0); a Global Accelerator with one endpoint group per region (dials 100/0); three
 hours of canary history with realistic noise, and the canary alarms of ``template.yaml`` OK."""
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def _region(region: str, cidr: str) -> dict[str, Any]:
 
 
 def build(context: Any) -> dict[str, Any]:
+    primary = context.parameters()["PrimaryRegion"]
     sites = {
         "us-east-1": _region("us-east-1", "10.40.0.0/16"),
         "us-east-2": _region("us-east-2", "10.50.0.0/16"),
@@ -65,7 +66,7 @@ def build(context: Any) -> dict[str, Any]:
                         "Name": RECORD,
                         "Type": "CNAME",
                         "SetIdentifier": region,
-                        "Weight": 100 if region == "us-east-1" else 0,
+                        "Weight": 100 if region == primary else 0,
                         "TTL": 60,
                         "ResourceRecords": [{"Value": site["nlb"]["DNSName"]}],
                     },
@@ -88,7 +89,7 @@ def build(context: Any) -> dict[str, Any]:
             ListenerArn=listener["ListenerArn"],
             EndpointGroupRegion=region,
             EndpointConfigurations=[{"EndpointId": site["nlb"]["LoadBalancerArn"], "Weight": 128}],
-            TrafficDialPercentage=100.0 if region == "us-east-1" else 0.0,
+            TrafficDialPercentage=100.0 if region == primary else 0.0,
             IdempotencyToken=f"opsflow-world-{region}",
         )
     context.clock.advance(30)  # the accelerator is deployed before any incident starts
