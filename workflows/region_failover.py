@@ -31,6 +31,8 @@ SETTINGS = {
     "hostedZoneId": "${HostedZoneId}",
     "recordName": "${RecordName}",
     "listenerArn": "${AcceleratorListenerArn}",
+    "routingControls": "${RoutingControlArns}",
+    "routingControlEndpoints": "${RoutingControlEndpoints}",
     "targetGroups": "${TargetGroupArns}",
     "minHealthyTargets": "${MinHealthyTargets}",
     "cooldownMinutes": "${FailoverCooldownMinutes}",

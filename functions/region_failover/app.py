@@ -78,6 +78,8 @@ def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         "hostedZoneId": get("hostedZoneId"),
         "recordName": get("recordName"),
         "listenerArn": get("listenerArn"),
+        "routingControls": _pairs(get("routingControls"), "routingControls"),
+        "routingControlEndpoints": _pairs(get("routingControlEndpoints"), "routingControlEndpoints"),
         "targetGroups": _pairs(get("targetGroups"), "targetGroups"),
         "minHealthyTargets": get("minHealthyTargets"),
         "cooldownMinutes": get("cooldownMinutes"),
@@ -280,9 +282,21 @@ def _notices(plan: dict[str, Any], body: str) -> dict[str, Any]:
     }
 
 
+def dependency(mechanism: str) -> str:
+    """What the traffic switch depends on during a recovery, in words (pre-flight and report)."""
+    needs = traffic.CONTROL_PLANE[mechanism]
+    if needs is None:
+        return (f"Traffic switch {mechanism}: data plane only (the ARC cluster's regional "
+                "endpoints, each tried in turn).")
+    return (f"Traffic switch {mechanism}: depends on {needs}, which AWS's resilience guidance "
+            "says not to rely on during a recovery; TrafficMechanism=arc switches on the data "
+            "plane.")
+
+
 def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[str]) -> str:
     lines = [f"Mode: {plan['mode']}, from {plan['from']} to {plan['to']}, "
-             f"mechanism {plan['settings']['mechanism']}."]
+             f"mechanism {plan['settings']['mechanism']}.",
+             dependency(plan["settings"]["mechanism"])]
     alarm = plan.get("alarm")
     if alarm:
         lines.append(f"Alarm {alarm['name']}: {alarm['previous']} -> {alarm['state']} at "
@@ -437,6 +451,7 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
             f"Region {verb} verified: {summary}.\n\nBefore: "
             + ", ".join(f"{r} {w}" for r, w in plan["before"].items())
             + "\nAfter: " + ", ".join(f"{r} {w}" for r, w in now.items())
+            + "\n" + dependency(config["mechanism"])
             + ("\n\nFail back when the primary is healthy again: rerun with "
                '{"opsflow": {"mode": "failback"}}.' if verb == "failover" else ""),
         ),

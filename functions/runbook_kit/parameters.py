@@ -140,6 +140,14 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Default": "restore",
         "AllowedValues": ["restore", "hold"],
     },
+    "RoutingControlArns": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+    },
+    "RoutingControlEndpoints": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+    },
     "StandbyRegion": {
         "Type": "String",
         "Default": "us-east-1",
@@ -151,7 +159,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "TrafficMechanism": {
         "Type": "String",
         "Default": "route53",
-        "AllowedValues": ["route53", "globalaccelerator"],
+        "AllowedValues": ["route53", "globalaccelerator", "arc"],
     },
     "VerifyMaxPolls": {
         "Type": "Number",
@@ -192,6 +200,8 @@ SETTINGS: dict[str, dict[str, str | None]] = {
         "hostedZoneId": "HostedZoneId",
         "recordName": "RecordName",
         "listenerArn": "AcceleratorListenerArn",
+        "routingControls": "RoutingControlArns",
+        "routingControlEndpoints": "RoutingControlEndpoints",
         "targetGroups": "TargetGroupArns",
         "minHealthyTargets": "MinHealthyTargets",
         "cooldownMinutes": "FailoverCooldownMinutes",

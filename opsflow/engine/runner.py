@@ -30,6 +30,7 @@ from opsflow import template as cfn
 from opsflow.engine import boundary as api
 from opsflow.engine import cures, dynamics, limits, observe, stack, worlds
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
+from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
 
@@ -280,6 +281,7 @@ class LocalEngine:
         self.fakes: dict[str, Any] = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
+            "route53-recovery-cluster": RoutingControlFake(account=ACCOUNT),
         }
         self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
         limits.register(self.boundary, self.clock)
@@ -542,6 +544,8 @@ class LocalEngine:
         for group in self.fakes["globalaccelerator"].endpoint_groups():
             key = f"endpoint-group [{group['EndpointGroupRegion']}]"
             view[(key, "global", "traffic dial")] = group["TrafficDialPercentage"]
+        for fake in self.fakes.values():
+            view.update(getattr(fake, "observe", dict)())
         for request in self.fakes["service-quotas"].requests():
             key = f"quota-request/{request['QuotaCode']}/{request['Id'][:8]}"
             view[(key, request["Region"], "status")] = request["Status"]

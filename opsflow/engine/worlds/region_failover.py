@@ -1,7 +1,10 @@
 """The region-failover world: the same service in the template's PrimaryRegion (us-east-2,
 active) and StandbyRegion (us-east-1, where the stack runs), each a VPC with three web servers
-behind a Network Load Balancer; a hosted zone with weighted records (100/0); a Global Accelerator with one endpoint group per region (dials 100/0); three
-hours of canary history with realistic noise, and the canary alarms of ``template.yaml`` OK."""
+behind a Network Load Balancer; a hosted zone with weighted records (100/0); a Global
+Accelerator with one endpoint group per region (dials 100/0); an ARC cluster (five regional
+endpoints) whose control panel has one routing control per region (On/Off) and a safety rule
+that keeps at least one On; three hours of canary history with realistic noise, and the canary
+alarms of ``template.yaml`` OK."""
 
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ RECORD = f"api.{ZONE}"
 BASE_MS = {"us-east-1": 82.0, "us-east-2": 95.0}
 NOISE_MS = {"us-east-1": 6.0, "us-east-2": 7.0}
 HISTORY = timedelta(hours=3)
+ARC_ENDPOINT_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "ap-southeast-2"]
+"""The Regions of the ARC cluster's five endpoints (ARC places them; these are typical)."""
 
 
 def _region(region: str, cidr: str) -> dict[str, Any]:
@@ -92,6 +97,13 @@ def build(context: Any) -> dict[str, Any]:
             TrafficDialPercentage=100.0 if region == primary else 0.0,
             IdempotencyToken=f"opsflow-world-{region}",
         )
+    arc = context.fakes["route53-recovery-cluster"]
+    cluster = arc.add_cluster("shop", ARC_ENDPOINT_REGIONS)
+    panel = arc.add_control_panel(cluster["ClusterArn"], "shop")
+    controls = {region: arc.add_routing_control(panel, f"web-{region}",
+                                                "On" if region == primary else "Off")
+                for region in REGIONS}
+    arc.add_assertion_rule(panel, "at-least-one-region-serves", list(controls.values()), 1)
     context.clock.advance(30)  # the accelerator is deployed before any incident starts
     now = context.clock.now()
     cloudwatch = client("cloudwatch", "us-east-1")
@@ -111,6 +123,11 @@ def build(context: Any) -> dict[str, Any]:
             "RecordName": RECORD,
             "AcceleratorListenerArn": listener["ListenerArn"],
             "TargetGroupArns": ",".join(f"{r}={s['targetGroup']}" for r, s in sites.items()),
+            "RoutingControlPanelArn": panel,
+            "RoutingControlArns": ",".join(f"{r}={arn}" for r, arn in controls.items()),
+            "RoutingControlEndpoints": ",".join(
+                f"{e['Region']}={e['Endpoint']}" for e in cluster["ClusterEndpoints"]
+            ),
         },
         "sites": {r: {"targetGroup": s["targetGroup"], "instances": s["instances"],
                       "nlb": s["nlb"]["DNSName"]} for r, s in sites.items()},
