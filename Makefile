@@ -35,6 +35,12 @@ demo: $(STAMP)
 	@echo "== region-failover: game day: +300 ms on the primary, us-east-2 -> anomaly alarm seen from us-east-1 -> failover =="
 	$(OPSFLOW) chaos latency --region us-east-2 --delay-ms 300 --minutes 15
 	@echo
+	@echo "== region-failover: us-east-2 goes down: the alarm fires from us-east-1, which scales its capacity, then switches ARC routing controls =="
+	$(OPSFLOW) chaos region-outage --region us-east-2 --param TrafficMechanism=arc --param AutoScalingGroupName=web --param StandbyCapacity=3
+	@echo
+	@echo "== region-failover: the same outage with Route 53's control plane down too: the weights escalate, nothing moved (exit 1 expected) =="
+	$(OPSFLOW) chaos region-outage --region us-east-2 --route53-down --param AutoScalingGroupName=web --param StandbyCapacity=3; test $$? -eq 1
+	@echo
 	@echo "== region-failover: the same alarm with Global Accelerator, approved by a person =="
 	$(OPSFLOW) trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator --param RequireApproval=true --approve
 	@echo

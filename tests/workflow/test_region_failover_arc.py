@@ -28,7 +28,7 @@ def weights(engine: Any) -> dict[str, int]:
     route53 = boto3.client("route53", region_name="us-east-1")
     zone = engine.world[SCENARIO]["zoneId"]
     records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-    return {r["SetIdentifier"]: r["Weight"] for r in records if "SetIdentifier" in r}
+    return {r["SetIdentifier"]: r["Weight"] for r in records if "Weight" in r}
 
 
 def cluster_calls(engine: Any, operation: str) -> list[str]:
@@ -144,3 +144,33 @@ def test_routing_control_dry_run_sets_nothing(engine_factory: Any) -> None:
     assert states(engine) == BEFORE
     assert engine.fakes["route53-recovery-cluster"].updates == []
     assert cluster_calls(engine, "GetRoutingControlState")  # read, at the first endpoint
+
+
+def failover_object(engine: Any) -> str:
+    from opsflow.engine.worlds.region_failover import FAILOVER_BUCKET, FAILOVER_KEY
+
+    s3 = boto3.client("s3", region_name=STANDBY)
+    return s3.get_object(Bucket=FAILOVER_BUCKET, Key=FAILOVER_KEY)["Body"].read().decode()
+
+
+def test_standby_takes_over_on_the_s3_data_plane(engine_factory: Any) -> None:
+    engine = engine_factory(TrafficMechanism="standby-takes-over")
+    execution = engine.run(SCENARIO, load_event("region-failover/alarm-primary.json"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    assert not [c for c in engine.boundary.calls if c[0] == "route53"]  # no Route 53 API
+    assert failover_object(engine) == "opsflow: standby serves"
+    assert weights(engine) == {STANDBY: 0, PRIMARY: 100}
+    assert "data plane only (an S3 object" in execution.notifications[0]["message"]
+    failback = engine.run(SCENARIO, load_event("region-failover/failback.json"))
+    assert failback.outcome == "mitigated", failback.cause
+    assert failover_object(engine) == "opsflow: primary serves"
+
+
+def test_standby_takes_over_verify_failure_puts_the_object_back(engine_factory: Any) -> None:
+    engine = engine_factory(("s3:HeadObject=AccessDenied",), TrafficMechanism="standby-takes-over")
+    execution = engine.run(SCENARIO, load_event("region-failover/alarm-primary.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "The recorded traffic split was restored" in execution.cause
+    assert failover_object(engine) == "opsflow: primary serves"
