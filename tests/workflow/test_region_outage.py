@@ -6,6 +6,7 @@ plane down too, the weights escalate with nothing half moved and routing control
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -107,11 +108,15 @@ def test_cli_region_outage_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -
     from opsflow import cli
 
     code = cli.main(["chaos", "region-outage", "--param", "TrafficMechanism=arc",
-                     "--param", "AutoScalingGroupName=web", "--param", "StandbyCapacity=3"])
-    out = capsys.readouterr().out
+                     "--param", "AutoScalingGroupName=web", "--param", "StandbyCapacity=3",
+                     "--json"])
+    result = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert f"region {PRIMARY} is down" in out and "MITIGATED" in out
-    assert f"routing-control/web-{STANDBY}" in out
+    assert result["matched"] == [{"rule": "CanaryAlarmRule", "scenario": SCENARIO}]
+    (execution,) = result["executions"]
+    assert execution["outcome"] == "mitigated"
+    assert {(e["resource"], e["after"]) for e in execution["effects"]} >= {
+        (f"routing-control/web-{STANDBY}", "On"), (f"routing-control/web-{PRIMARY}", "Off")}
 
 
 def test_cli_region_outage_refuses_the_stacks_own_region(capsys: pytest.CaptureFixture[str]) -> None:
