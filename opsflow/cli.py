@@ -446,27 +446,50 @@ def cmd_chaos_latency(args: argparse.Namespace) -> int:
     if not 1 <= args.minutes <= 1440:
         raise UsageError("--minutes must be between 1 and 1440")
     with _engine(args, ["region-failover"]) as engine:
-        if args.region not in engine.regions("region-failover"):
+        region = args.region or engine.parameters()["PrimaryRegion"]
+        if region not in engine.regions("region-failover"):
             raise UsageError(
                 f"--region must be one of {', '.join(engine.regions('region-failover'))}"
             )
-        played = engine.chaos_latency(args.region, args.delay_ms, args.minutes, args.jitter_ms)
-        if not args.json:
-            for line in played.log:
-                print(line)
-        if played.event is None:
-            if args.json:
-                print(json.dumps({"matched": [], "executions": [], "alarm": None}, indent=2))
-            else:
-                print("The alarm never left OK: nothing was started.")
-            return 0
-        event = _with_dry_run(played.event, args.dry_run)
-        rules = engine.match(event)
-        matched = [{"rule": r.name, "scenario": r.scenario} for r in rules]
-        if not args.json:
-            for r in rules:
-                print(f"rule {r.name} matched → {r.scenario}")
-        return _execute(args, engine, [(r.scenario, event, r) for r in rules], matched)
+        played = engine.chaos_latency(region, args.delay_ms, args.minutes, args.jitter_ms)
+        return _run_chaos(args, engine, played)
+
+
+def cmd_chaos_region_outage(args: argparse.Namespace) -> int:
+    if not 1 <= args.minutes <= 1440:
+        raise UsageError("--minutes must be between 1 and 1440")
+    with _engine(args, ["region-failover"]) as engine:
+        region = args.region or engine.parameters()["PrimaryRegion"]
+        if region not in engine.regions("region-failover"):
+            raise UsageError(
+                f"--region must be one of {', '.join(engine.regions('region-failover'))}"
+            )
+        if region == engine.stack.region:
+            raise UsageError(
+                f"--region {region} is where the stack runs: the runbook would go down with it"
+            )
+        played = engine.chaos_region_outage(region, args.minutes, args.route53_down)
+        return _run_chaos(args, engine, played)
+
+
+def _run_chaos(args: argparse.Namespace, engine: Any, played: Any) -> int:
+    """Print what the game day played, then deliver the alarm's event through the rules."""
+    if not args.json:
+        for line in played.log:
+            print(line)
+    if played.event is None:
+        if args.json:
+            print(json.dumps({"matched": [], "executions": [], "alarm": None}, indent=2))
+        else:
+            print("The alarm never left OK: nothing was started.")
+        return 0
+    event = _with_dry_run(played.event, args.dry_run)
+    rules = engine.match(event)
+    matched = [{"rule": r.name, "scenario": r.scenario} for r in rules]
+    if not args.json:
+        for r in rules:
+            print(f"rule {r.name} matched → {r.scenario}")
+    return _execute(args, engine, [(r.scenario, event, r) for r in rules], matched)
 
 
 def rerun_aws(execution_arn: str, redrive: bool, region: str | None, client: Any = None) -> int:
@@ -599,12 +622,23 @@ def parser() -> argparse.ArgumentParser:
         help="play the tc netem latency document: the canary degrades, the anomaly alarm is "
         "evaluated, its event goes through template.yaml's rules",
     )
-    q.add_argument("--region", default="us-east-1")
+    q.add_argument("--region", help="the region whose canary degrades (default: PrimaryRegion)")
     q.add_argument("--delay-ms", type=int, default=300)
     q.add_argument("--jitter-ms", type=int, default=20)
     q.add_argument("--minutes", type=int, default=15)
     runnable(q)
     q.set_defaults(func=cmd_chaos_latency)
+    q = chaos.add_parser(
+        "region-outage",
+        help="take a whole region down: its API endpoints refuse connections, the canary times "
+        "out on it, the alarm fires from the stack's region, the runbook runs from there",
+    )
+    q.add_argument("--region", help="the region that goes down (default: PrimaryRegion)")
+    q.add_argument("--minutes", type=int, default=15)
+    q.add_argument("--route53-down", action="store_true",
+                   help="Route 53's API (its control plane, us-east-1) is down too")
+    runnable(q)
+    q.set_defaults(func=cmd_chaos_region_outage)
     return top
 
 

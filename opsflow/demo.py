@@ -30,8 +30,17 @@ STEPS: list[Step] = [
          "--fault ec2:StopInstances=RequestLimitExceeded*4"),
     Step("health-abuse: dry run of the first report (every change checked with EC2 DryRun)",
          "trigger events/health-abuse/dos-report-arn.json --dry-run"),
-    Step("region-failover: game day: +300 ms on us-east-1 -> anomaly alarm -> failover",
-         "chaos latency --region us-east-1 --delay-ms 300 --minutes 15"),
+    Step("region-failover: game day: +300 ms on the primary, us-east-2 -> anomaly alarm seen from "
+         "us-east-1 -> failover",
+         "chaos latency --region us-east-2 --delay-ms 300 --minutes 15"),
+    Step("region-failover: us-east-2 goes down: the alarm fires from us-east-1, which scales its "
+         "capacity, then switches ARC routing controls",
+         "chaos region-outage --region us-east-2 --param TrafficMechanism=arc "
+         "--param AutoScalingGroupName=web --param StandbyCapacity=3"),
+    Step("region-failover: the same outage with Route 53's control plane down too: the weights "
+         "escalate, nothing moved (exit 1 expected)",
+         "chaos region-outage --region us-east-2 --route53-down "
+         "--param AutoScalingGroupName=web --param StandbyCapacity=3", expect=1),
     Step("region-failover: the same alarm with Global Accelerator, approved by a person",
          "trigger events/region-failover/alarm-primary.json --param TrafficMechanism=globalaccelerator "
          "--param RequireApproval=true --approve"),

@@ -47,11 +47,12 @@ SCENARIOS: dict[str, Scenario] = {
             title="Anomaly-detected latency → verified cross-region traffic shift",
             state_machine="RegionFailoverStateMachine",
             trigger="CloudWatch anomaly-detection alarm on the canary's `CanaryResponseTime` "
-            "entering `ALARM` in the primary region",
-            act="shift traffic to the healthy region (Route 53 weighted records or Global "
-            "Accelerator traffic dial) after a pre-flight check of the target",
+            "entering `ALARM` in the primary region, seen from the standby, where the runbook runs",
+            act="shift traffic to the healthy region (ARC routing controls on the data plane; "
+            "Route 53 weighted records or the Global Accelerator dial through their control "
+            "planes) after a pre-flight check of the target",
             verify="change in sync and the target region's canary healthy",
-            rollback="restore the recorded weights/dials, then escalate",
+            rollback="restore the recorded routing-control states, weights or dials, then escalate",
             sample_event="events/region-failover/alarm-primary.json",
             definition=region_failover.definition,
             settings=region_failover.SETTINGS,

@@ -5,10 +5,13 @@ impaired and target regions, and runs the pre-flight: traffic really is in the i
 no failover within the cooldown (state in Parameter Store), and the target region is healthy
 (enough healthy NLB targets, its own canary alarm OK): otherwise escalate and move nothing.
 An optional human approval comes before the act. Act records the before-state and shifts the
-traffic (Route 53 weighted records or a Global Accelerator traffic dial). Verify waits for the
+traffic (ARC routing controls, the standby-takes-over object, Route 53 weighted records or a
+Global Accelerator traffic dial), after scaling the target's Auto Scaling group and waiting for
+its instances to be healthy. Verify waits for the
 change to be in sync and the target's canary to stay healthy for consecutive checks; only then is
 the failover recorded, which starts the cooldown (a failover that was rolled back starts none).
-Rollback restores the recorded split and reports the traffic as it then is; a rollback that
+Rollback restores the recorded split, then (only once traffic is back) the target's recorded
+capacity, and reports both as they then are; a rollback that
 fails or leaves the split changed escalates with the traffic read from the account. A manual run with ``{"opsflow": {"mode": "failback"}}`` moves
 traffic back with the same pre-flight, verify and rollback.
 """
@@ -16,6 +19,8 @@ traffic back with the same pre-flight, verify and rollback.
 from __future__ import annotations
 
 from typing import Any
+
+from stepfunctions.steps import ChoiceRule
 
 from workflows import runbook, sdk
 
@@ -31,6 +36,12 @@ SETTINGS = {
     "hostedZoneId": "${HostedZoneId}",
     "recordName": "${RecordName}",
     "listenerArn": "${AcceleratorListenerArn}",
+    "autoScalingGroup": "${AutoScalingGroupName}",
+    "standbyCapacity": "${StandbyCapacity}",
+    "routingControls": "${RoutingControlArns}",
+    "routingControlEndpoints": "${RoutingControlEndpoints}",
+    "failoverBucket": "${FailoverBucket}",
+    "failoverObjectKey": "${FailoverObjectKey}",
     "targetGroups": "${TargetGroupArns}",
     "minHealthyTargets": "${MinHealthyTargets}",
     "cooldownMinutes": "${FailoverCooldownMinutes}",
@@ -51,10 +62,28 @@ def phases() -> runbook.Phases:
     )
     parse.next(preflight)
 
+    # Capacity before traffic: the target's group is scaled, then its own instances must be
+    # healthy in the target group before any traffic moves (no group configured: ready at once).
+    scale = runbook.lambda_task(
+        "Act: Scale target capacity", "ScaleCapacityFunction", {"plan.$": "$.plan"},
+        result_path="$.capacity",
+    )
+    ready = sdk.Choice("Act: Capacity ready?")
+    wait_capacity = sdk.Wait("Act: Wait for capacity", seconds_path="$.plan.settings.pollSeconds")
+    check_capacity = runbook.lambda_task(
+        "Act: Check capacity", "ScaleCapacityFunction",
+        {"plan.$": "$.plan", "capacity.$": "$.capacity", "check": True},
+        result_path="$.capacity",
+    )
     shift = runbook.lambda_task(
         "Act: Record and shift traffic", "ShiftTrafficFunction", {"plan.$": "$.plan"},
         result_path="$.act",
     )
+    scale.next(ready)
+    ready.add_choice(ChoiceRule.BooleanEquals("$.capacity.ready", True), shift)
+    ready.default_choice(wait_capacity)
+    wait_capacity.next(check_capacity)
+    check_capacity.next(ready)
 
     verify = runbook.verify_loop(
         wait=sdk.Wait("Verify: Wait for propagation", seconds_path="$.plan.settings.pollSeconds"),
@@ -79,7 +108,7 @@ def phases() -> runbook.Phases:
     )
 
     restore = runbook.lambda_task(
-        "Rollback: Restore traffic split",
+        "Rollback: Restore traffic, then capacity",
         "RestoreTrafficFunction",
         {"plan.$": "$.plan", "error.$": "$.error"},
         result_path="$.rollback",
@@ -98,7 +127,7 @@ def phases() -> runbook.Phases:
         "traffic shift, with rollback and failback.",
         detect=parse,
         detect_tail=preflight,
-        act=shift,
+        act=scale,
         act_tail=shift,
         verify=verify,
         verified=record,

@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError
 from runbook_kit import aws
 from runbook_kit import settings as s
 from runbook_kit.accounts import account_of, home_account, partition_of
-from runbook_kit.errors import AccountUnknown, InvalidEvent, require
+from runbook_kit.errors import AccountUnknown, InvalidEvent, RunbookError, require
 from runbook_kit.notices import notice
 from runbook_kit.telemetry import handler
 
-from region_failover import traffic
+from region_failover import capacity, traffic
 
 logger = Logger(service="opsflow-region-failover")
 SCENARIO = "region-failover"
@@ -63,16 +64,28 @@ def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
             raise InvalidEvent(f"region {region!r} is not an AWS region name")
     if primary == standby:
         raise InvalidEvent("the primary and standby regions must differ")
+    home = str(get("alarmRegion"))
+    if home == primary:
+        raise InvalidEvent(
+            f"this runbook runs in {home}, its primary region: it would go down with the region "
+            f"it must fail away from. Deploy the stack in the standby region ({standby})"
+        )
     return {
         "regions": [primary, standby],
         "primaryRegion": primary,
         "standbyRegion": standby,
         "alarms": _pairs(get("alarms"), "alarms"),
-        "alarmRegion": str(get("alarmRegion")),
+        "alarmRegion": home,
         "mechanism": get("mechanism"),
         "hostedZoneId": get("hostedZoneId"),
         "recordName": get("recordName"),
         "listenerArn": get("listenerArn"),
+        "routingControls": _pairs(get("routingControls"), "routingControls"),
+        "routingControlEndpoints": _pairs(get("routingControlEndpoints"), "routingControlEndpoints"),
+        "autoScalingGroup": str(get("autoScalingGroup")),
+        "standbyCapacity": get("standbyCapacity"),
+        "failoverBucket": get("failoverBucket"),
+        "failoverObjectKey": get("failoverObjectKey"),
         "targetGroups": _pairs(get("targetGroups"), "targetGroups"),
         "minHealthyTargets": get("minHealthyTargets"),
         "cooldownMinutes": get("cooldownMinutes"),
@@ -275,9 +288,24 @@ def _notices(plan: dict[str, Any], body: str) -> dict[str, Any]:
     }
 
 
+def dependency(mechanism: str) -> str:
+    """What the traffic switch depends on during a recovery, in words (pre-flight and report)."""
+    needs = traffic.CONTROL_PLANE[mechanism]
+    if mechanism == "arc":
+        return (f"Traffic switch {mechanism}: data plane only (the ARC cluster's regional "
+                "endpoints, each tried in turn).")
+    if needs is None:
+        return (f"Traffic switch {mechanism}: data plane only (an S3 object in the standby "
+                "region, read by the primary record's Route 53 health check).")
+    return (f"Traffic switch {mechanism}: depends on {needs}, which AWS's resilience guidance "
+            "says not to rely on during a recovery; TrafficMechanism=arc switches on the data "
+            "plane.")
+
+
 def _describe(plan: dict[str, Any], before: dict[str, int] | None, checks: list[str]) -> str:
     lines = [f"Mode: {plan['mode']}, from {plan['from']} to {plan['to']}, "
-             f"mechanism {plan['settings']['mechanism']}."]
+             f"mechanism {plan['settings']['mechanism']}.",
+             dependency(plan["settings"]["mechanism"])]
     alarm = plan.get("alarm")
     if alarm:
         lines.append(f"Alarm {alarm['name']}: {alarm['previous']} -> {alarm['state']} at "
@@ -335,9 +363,12 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         plan["notices"] = _notices(plan, _describe(plan, before, checks))
         return plan
     target = plan["to"]
-    problems = []
+    problems: list[str] = []
+    plan["capacity"] = _plan_capacity(plan, checks, problems)
     group = config["targetGroups"].get(target)
-    if group:
+    if plan["capacity"]:
+        pass  # the group's own instances are checked once it is scaled (Act: Check capacity)
+    elif group:
         healthy, total = traffic.healthy_targets(aws.client("elbv2", target), group)
         checks.append(f"{target}: {healthy} of {total} targets healthy "
                       f"(at least {config['minHealthyTargets']} needed)")
@@ -360,6 +391,73 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     plan["summary"] = f"{plan['mode']} {plan['from']} -> {plan['to']}"
     plan["notices"] = _notices(plan, _describe(plan, before, checks))
     return plan
+
+
+def _plan_capacity(plan: dict[str, Any], checks: list[str],
+                   problems: list[str]) -> dict[str, Any] | None:
+    """How far the target's Auto Scaling group must scale before traffic moves (None: no
+    group configured); a group that cannot reach it is a problem, and nothing moves."""
+    config = plan["settings"]
+    name, target = config["autoScalingGroup"], plan["to"]
+    if not name:
+        return None
+    try:
+        found = capacity.group(aws.client, target, name)
+    except (RunbookError, BotoCoreError) as error:
+        problems.append(f"cannot read the Auto Scaling group {name} in {target} ({error})")
+        return None
+    if found is None:
+        problems.append(f"no Auto Scaling group {name} in {target}")
+        return None
+    now = capacity.size(found)
+    needed = int(config["standbyCapacity"])
+    if not needed:
+        try:
+            source = capacity.group(aws.client, plan["from"], name)
+        except (RunbookError, BotoCoreError) as error:
+            problems.append(
+                f"cannot read the desired capacity of {name} in {plan['from']} ({error}); set "
+                "StandbyCapacity so a failover does not depend on the region it leaves"
+            )
+            return None
+        needed = capacity.size(source)["desired"] if source else 0
+    needed = max(needed, int(config["minHealthyTargets"]))
+    checks.append(f"{target}: {name} min {now['min']}, desired {now['desired']}, max "
+                  f"{now['max']}; {needed} healthy instances needed before traffic moves")
+    if needed > now["max"]:
+        problems.append(f"{target}'s group {name} cannot scale to {needed} instances: its "
+                        f"MaxSize is {now['max']}")
+    return {"region": target, "group": name, "needed": needed, "before": now}
+
+
+@handler(logger)
+def scale_capacity(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scale the target's group to the planned size; with ``"check": true``, count its
+    instances healthy in the target group (``CapacityNotReady`` once the checks run out)."""
+    require(payload, "plan")
+    plan = payload["plan"]
+    config, planned = plan["settings"], plan.get("capacity")
+    if not planned:
+        return {"ready": True, "summary": "no Auto Scaling group configured"}
+    region, name, needed = planned["region"], planned["group"], planned["needed"]
+    if plan["dryRun"]:
+        return {"ready": True, "dryRun": True,
+                "summary": f"would scale {name} in {region} to {needed}"}
+    if not payload.get("check"):
+        before = planned["before"]
+        capacity.resize(aws.client, region, name, max(before["min"], needed),
+                        max(before["desired"], needed))
+        return {"ready": False, "attempt": 0,
+                "summary": f"{name} in {region} scaling to {needed}"}
+    attempt = int(payload["capacity"].get("attempt", 0)) + 1
+    group = config["targetGroups"].get(region, "")
+    healthy, members = capacity.healthy_members(aws.client, region, name, group)
+    summary = (f"{name} in {region}: {healthy} of {members} instances healthy, {needed} needed "
+               f"(check {attempt} of {config['maxPolls']})")
+    if healthy < needed and attempt >= int(config["maxPolls"]):
+        raise capacity.CapacityNotReady(f"{summary}; traffic was not moved")
+    return {"ready": healthy >= needed, "attempt": attempt, "healthy": healthy,
+            "summary": summary}
 
 
 @handler(logger)
@@ -432,6 +530,7 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
             f"Region {verb} verified: {summary}.\n\nBefore: "
             + ", ".join(f"{r} {w}" for r, w in plan["before"].items())
             + "\nAfter: " + ", ".join(f"{r} {w}" for r, w in now.items())
+            + "\n" + dependency(config["mechanism"])
             + ("\n\nFail back when the primary is healthy again: rerun with "
                '{"opsflow": {"mode": "failback"}}.' if verb == "failover" else ""),
         ),
@@ -461,6 +560,7 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
             restored = True
     now = traffic.read(aws.client, config)
     complete = not before or now == before
+    sized, held = _restore_capacity(plan, bool(complete) and not payload.get("report"))
     failure = _failure(error)
     move = f"Region {plan['mode']} {plan['from']} -> {plan['to']}"
     if payload.get("report"):
@@ -485,16 +585,38 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
             f"{_split(now)}, recorded before {_split(before)}. Set the split by hand."
         )
         headline = "ROLLBACK INCOMPLETE, act now"
+    cause += capacity.describe(plan.get("capacity"), sized)
+    if held:
+        cause += " It was left scaled, as traffic is not back."
     return {
         "cause": cause,
-        "complete": bool(complete) and not payload.get("report"),
+        "complete": bool(complete) and not payload.get("report") and not held,
         "traffic": now,
+        "capacity": sized,
         "notice": notice(
             f"opsflow: region {plan['mode']} {headline}",
             f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic now: {_split(now)}",
             cause,
         ),
     }
+
+
+def _restore_capacity(plan: dict[str, Any], traffic_back: bool) -> tuple[dict[str, int] | None, bool]:
+    """Put the target's group back to its recorded size, only once traffic is back (a region
+    still serving is never scaled down); returns the size read back and whether it was held."""
+    planned = plan.get("capacity")
+    if not planned:
+        return None, False
+    region, name, before = planned["region"], planned["group"], planned["before"]
+    found = capacity.group(aws.client, region, name)
+    now = capacity.size(found) if found else None
+    if now is None or (now["min"], now["desired"]) == (before["min"], before["desired"]):
+        return now, False
+    if not traffic_back or plan["dryRun"]:
+        return now, True
+    capacity.resize(aws.client, region, name, before["min"], before["desired"])
+    found = capacity.group(aws.client, region, name)
+    return (capacity.size(found) if found else None), False
 
 
 def _failure(error: dict[str, Any]) -> str:

@@ -18,26 +18,29 @@ _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2}, connect_timeout=5, read_timeout=20
 )
 _lock = threading.Lock()
-_cache: dict[tuple[str, str], Any] = {}
+_cache: dict[tuple[str, ...], Any] = {}
 
 
 _session: boto3.session.Session | None = None
 
 
-def client(service: str, region: str) -> Any:
-    """A cached boto3 client for ``service`` in ``region`` (thread-safe).
+def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
+    """A cached boto3 client for ``service`` in ``region`` (thread-safe); ``endpoint_url`` for
+    APIs reached at endpoints of their own (an ARC cluster's regional endpoints).
 
     One session for the process, so service models are loaded once; clients are created under
     a lock because a session is not thread-safe, and used freely after (clients are).
     """
     global _session
-    key = (service, region)
+    key = (service, region) if endpoint_url is None else (service, region, endpoint_url)
     with _lock:
         if key not in _cache:
             if _session is None:
                 _session = boto3.session.Session()
             # boto3-stubs overloads client() on literal service names only; ours is chosen at run time.
-            _cache[key] = _session.client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+            _cache[key] = _session.client(  # type: ignore[call-overload]
+                service, region_name=region, config=_CONFIG, endpoint_url=endpoint_url
+            )
         return _cache[key]
 
 

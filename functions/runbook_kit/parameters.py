@@ -25,10 +25,18 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "MinValue": 60,
         "MaxValue": 1800,
     },
+    "AutoScalingGroupName": {
+        "Type": "String",
+        "Default": "",
+    },
     "DryRun": {
         "Type": "String",
         "Default": "true",
         "AllowedValues": ["true", "false"],
+    },
+    "FailoverBucket": {
+        "Type": "String",
+        "Default": "",
     },
     "FailoverCooldownMinutes": {
         "Type": "Number",
@@ -40,6 +48,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Default": "10",
         "MinValue": 1,
         "MaxValue": 20,
+    },
+    "FailoverObjectKey": {
+        "Type": "String",
+        "Default": "opsflow/region-failover/serving",
+        "AllowedPattern": "^[A-Za-z0-9!_.*'()/-]{1,1024}$",
     },
     "FailoverPollSeconds": {
         "Type": "Number",
@@ -94,7 +107,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "PrimaryRegion": {
         "Type": "String",
-        "Default": "us-east-1",
+        "Default": "us-east-2",
     },
     "ProtectedTagKey": {
         "Type": "String",
@@ -140,9 +153,23 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Default": "restore",
         "AllowedValues": ["restore", "hold"],
     },
+    "RoutingControlArns": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+    },
+    "RoutingControlEndpoints": {
+        "Type": "CommaDelimitedList",
+        "Default": "",
+    },
+    "StandbyCapacity": {
+        "Type": "Number",
+        "Default": "0",
+        "MinValue": 0,
+        "MaxValue": 10000,
+    },
     "StandbyRegion": {
         "Type": "String",
-        "Default": "us-east-2",
+        "Default": "us-east-1",
     },
     "TargetGroupArns": {
         "Type": "CommaDelimitedList",
@@ -151,7 +178,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "TrafficMechanism": {
         "Type": "String",
         "Default": "route53",
-        "AllowedValues": ["route53", "globalaccelerator"],
+        "AllowedValues": ["route53", "globalaccelerator", "arc", "standby-takes-over"],
     },
     "VerifyMaxPolls": {
         "Type": "Number",
@@ -192,6 +219,12 @@ SETTINGS: dict[str, dict[str, str | None]] = {
         "hostedZoneId": "HostedZoneId",
         "recordName": "RecordName",
         "listenerArn": "AcceleratorListenerArn",
+        "autoScalingGroup": "AutoScalingGroupName",
+        "standbyCapacity": "StandbyCapacity",
+        "routingControls": "RoutingControlArns",
+        "routingControlEndpoints": "RoutingControlEndpoints",
+        "failoverBucket": "FailoverBucket",
+        "failoverObjectKey": "FailoverObjectKey",
         "targetGroups": "TargetGroupArns",
         "minHealthyTargets": "MinHealthyTargets",
         "cooldownMinutes": "FailoverCooldownMinutes",

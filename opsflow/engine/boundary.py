@@ -20,6 +20,7 @@ from typing import Any
 import botocore.client
 import botocore.endpoint
 import botocore.session
+from botocore.exceptions import EndpointConnectionError
 from botocore.response import StreamingBody
 
 from opsflow.engine.errors import AwsError
@@ -139,6 +140,11 @@ class Boundary:
     """:class:`opsflow.engine.iam.enforce.Authorizer`, or None for no IAM enforcement."""
     roles: dict[str, str] = field(default_factory=dict)
     """Function name → the role ARN its handler runs as."""
+    unreachable: set[str] = field(default_factory=set)
+    """Regions whose every API endpoint is down (a Region outage): each attempt of a call to
+    them fails with a connection error, below the SDK's retries."""
+    unreachable_services: set[str] = field(default_factory=set)
+    """Services whose API does not answer anywhere (e.g. ``route53``: its control plane)."""
     engine_errors: list[str] = field(default_factory=list)
     """Defects of the engine itself met during a run; the run reports them as an engine error."""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -350,6 +356,10 @@ def _get_response(self: Any, request: Any, operation_model: Any, context: Any) -
     stack = getattr(_local, "requests", None)
     if boundary is not None and stack:
         service, operation, region, params, bypassed = stack[-1]
+        if operation == operation_model.name and not bypassed and (
+            region in boundary.unreachable or service in boundary.unreachable_services
+        ):
+            return None, EndpointConnectionError(endpoint_url=request.url)
         if operation == operation_model.name:
             answered = _answer(boundary, service, operation, region, params, bypassed)
             if answered is not None:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -31,6 +31,7 @@ from opsflow.engine import boundary as api
 from opsflow.engine import cures, delivery, dynamics, limits, observe, stack, worlds
 from opsflow.engine.calls import CallLog
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
+from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from workflows.catalog import SCENARIOS
 
@@ -294,6 +295,7 @@ class LocalEngine:
         self.fakes: dict[str, Any] = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
+            "route53-recovery-cluster": RoutingControlFake(account=ACCOUNT),
         }
         self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
         limits.register(self.boundary, self.clock)
@@ -563,6 +565,8 @@ class LocalEngine:
         for group in self.fakes["globalaccelerator"].endpoint_groups():
             key = f"endpoint-group [{group['EndpointGroupRegion']}]"
             view[(key, "global", "traffic dial")] = group["TrafficDialPercentage"]
+        for fake in self.fakes.values():
+            view.update(getattr(fake, "observe", dict)())
         for request in self.fakes["service-quotas"].requests():
             key = f"quota-request/{request['QuotaCode']}/{request['Id'][:8]}"
             view[(key, request["Region"], "status")] = request["Status"]
@@ -731,67 +735,20 @@ class LocalEngine:
     def chaos_latency(
         self, region: str, delay_ms: int, minutes: int, jitter_ms: int = 20
     ) -> Chaos:
-        """Play the tc netem latency document on the virtual clock: the canary in ``region``
-        reports ``delay_ms`` more for ``minutes``; the anomaly alarm is evaluated every period;
-        when it enters ALARM, its state changes in the account and its event is returned."""
-        from opsflow.engine import alarms
+        """Play the tc netem latency document on the virtual clock (region-failover's world:
+        :func:`opsflow.engine.worlds.region_failover.chaos_latency`)."""
         from opsflow.engine.worlds import region_failover as world
 
-        cloudwatch = self.client("cloudwatch")
-        name = next(n for n in self.alarm_names if n.endswith(region))
-        described = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
-        spec = alarms.AlarmSpec.from_describe_alarms(described)
-        state, reason = described["StateValue"], described.get("StateReason", "")
-        start = self.clock.now()
-        end = start + timedelta(minutes=minutes)
-        fresh = alarms.synthetic_history(region, start, end + timedelta(minutes=1),
-                                         world.BASE_MS[region], world.NOISE_MS[region], seed=start.isoformat())
-        degraded = alarms.with_latency(fresh, start, end, delay_ms, jitter_ms, seed=region)
-        log = [f"chaos: +{delay_ms} ms ±{jitter_ms} ms on {region} for {minutes} min "
-               f"(tc netem, as documents/tc-latency.sh adds it), alarm {name} is {state}"]
-        history = self._canary_history(cloudwatch, spec, start)
-        for at, value in degraded:
-            self.clock.advance(60)
-            cloudwatch.put_metric_data(
-                Namespace=spec.namespace,
-                MetricData=[{"MetricName": spec.metric_name, "Timestamp": at, "Value": value,
-                             "Unit": "Milliseconds",
-                             "Dimensions": [{"Name": k, "Value": v}
-                                            for k, v in spec.dimensions.items()]}],
-            )
-            history.append((at, value))
-            now = self.clock.now()
-            evaluation = alarms.evaluate(spec, history, now, state)
-            minute = (now - start).total_seconds() / 60
-            band = f"band up to {evaluation.upper:.0f} ms" if evaluation.upper else "no band"
-            log.append(f"  +{minute:4.0f} min  canary {value:7.1f} ms  {band}  -> {evaluation.state}")
-            if evaluation.changed and evaluation.state == "ALARM":
-                event = alarms.state_change_event(spec, evaluation, state, reason, now)
-                cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM",
-                                           StateReason=evaluation.reason,
-                                           StateReasonData=evaluation.reason_data_json)
-                log.append(f"alarm {name}: {state} -> ALARM after {minute:.0f} min; "
-                           "its event goes to EventBridge")
-                return Chaos(log=log, event=event, evaluation=evaluation)
-            if evaluation.changed:
-                state = evaluation.state
-            if at >= end:
-                break
-        return Chaos(log=log, event=None, evaluation=None)
+        return world.chaos_latency(self, region, delay_ms, minutes, jitter_ms)
 
-    def _canary_history(
-        self, cloudwatch: Any, spec: Any, now: datetime
-    ) -> list[tuple[datetime, float]]:
-        found = cloudwatch.get_metric_statistics(
-            Namespace=spec.namespace,
-            MetricName=spec.metric_name,
-            Dimensions=[{"Name": k, "Value": v} for k, v in spec.dimensions.items()],
-            StartTime=now - timedelta(hours=4),
-            EndTime=now,
-            Period=spec.period,
-            Statistics=["Average"],
-        )["Datapoints"]
-        return sorted((p["Timestamp"], float(p["Average"])) for p in found)
+    def chaos_region_outage(
+        self, region: str, minutes: int = 15, route53_down: bool = False
+    ) -> Chaos:
+        """Take a whole Region down (region-failover's world:
+        :func:`opsflow.engine.worlds.region_failover.region_outage`)."""
+        from opsflow.engine.worlds import region_failover as world
+
+        return world.region_outage(self, region, minutes, route53_down)
 
     def _answer_approval(self) -> None:
         """Answer the approval request just published as its approver would: open the approve

@@ -22,7 +22,7 @@ KEY = b"k" * 64
 OTHER_KEY = b"o" * 64
 NOW = 1_773_458_100.0  # 2026-03-14 03:15 UTC
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAb0XfjNdqAGv+token/with=chars"
-WHAT = "opsflow: APPROVE region failover us-east-1 -> us-east-2?"
+WHAT = "opsflow: APPROVE region failover us-east-2 -> us-east-1?"
 BASE = "https://abc123.lambda-url.us-east-1.on.aws/"
 
 
@@ -330,7 +330,7 @@ def test_the_sms_is_sms_sized_and_points_to_the_email() -> None:
     sns = FakeSns()
     app.publish_request(approval_payload(), KEY, sns, now=0)
     sms = json.loads(sns.published[0]["Message"])["sms"]
-    assert sms == "opsflow: Approve failover us-east-1 -> us-east-2? See the e-mail to answer."
+    assert sms == "opsflow: Approve failover us-east-2 -> us-east-1? See the e-mail to answer."
 
     long = approval_payload()
     long["notice"]["message"]["sms"] = "x" * 300

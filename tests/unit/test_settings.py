@@ -22,7 +22,7 @@ from workflows.catalog import SCENARIOS
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:opsflow-x:run-1"
 COMPUTED = {
     "region-failover": {
-        "alarms": "opsflow-canary-us-east-1=us-east-1,opsflow-canary-us-east-2=us-east-2",
+        "alarms": "opsflow-canary-us-east-2=us-east-2,opsflow-canary-us-east-1=us-east-1",
         "alarmRegion": "us-east-1",
         "stateParameter": "/opsflow/region-failover/state",
     }

@@ -80,7 +80,7 @@ def test_invoke_runs_one_function(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_chaos_latency_starts_the_failover(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(["chaos", "latency", "--region", "us-east-1", "--delay-ms", "300", "--json"])
+    code = cli.main(["chaos", "latency", "--region", "us-east-2", "--delay-ms", "300", "--json"])
     result = report(capsys)
     assert code == 0
     assert result["matched"] == [{"rule": "CanaryAlarmRule", "scenario": "region-failover"}]

@@ -23,14 +23,14 @@ from tests.conftest import (
 )
 
 SCENARIO = "region-failover"
-PRIMARY, STANDBY = "us-east-1", "us-east-2"
+PRIMARY, STANDBY = "us-east-2", "us-east-1"
 
 
 def weights(engine: Any) -> dict[str, int]:
     route53 = boto3.client("route53", region_name="us-east-1")
     zone = engine.world[SCENARIO]["zoneId"]
     records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-    return {r["SetIdentifier"]: r["Weight"] for r in records if "SetIdentifier" in r}
+    return {r["SetIdentifier"]: r["Weight"] for r in records if "Weight" in r}
 
 
 def dials(engine: Any) -> dict[str, float]:
@@ -118,18 +118,18 @@ def test_unhealthy_target_escalates_and_moves_nothing(engine: Any) -> None:
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.error == "Runbook.Escalated"
-    assert "us-east-2 has 1 healthy targets, fewer than 2" in execution.cause
+    assert f"{STANDBY} has 1 healthy targets, fewer than 2" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
 def test_target_alarm_not_ok_escalates(engine: Any) -> None:
     cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
-    cloudwatch.set_alarm_state(AlarmName="opsflow-canary-us-east-2", StateValue="ALARM",
+    cloudwatch.set_alarm_state(AlarmName=f"opsflow-canary-{STANDBY}", StateValue="ALARM",
                                StateReason="test")
     execution = engine.run(SCENARIO, alarm_event())
 
     assert execution.error == "Runbook.Escalated"
-    assert "canary alarm opsflow-canary-us-east-2 is ALARM" in execution.cause
+    assert f"canary alarm opsflow-canary-{STANDBY} is ALARM" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
 
 
@@ -289,7 +289,7 @@ def test_verify_failure_rolls_back_to_the_original_weights(engine_factory: Any) 
     assert execution.error == "Runbook.RolledBack"
     assert "not confirmed after 10 checks" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
-    assert "Rollback: Restore traffic split" in execution.states
+    assert "Rollback: Restore traffic, then capacity" in execution.states
 
 
 def test_failback_moves_traffic_home(engine: Any) -> None:
@@ -298,7 +298,7 @@ def test_failback_moves_traffic_home(engine: Any) -> None:
 
     assert execution.outcome == "mitigated", execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
-    assert "us-east-1: 3 of 3 targets healthy" in execution.notifications[0]["message"]
+    assert f"{PRIMARY}: 6 of 6 targets healthy" in execution.notifications[0]["message"]
 
 
 def test_malformed_event_is_rejected(engine: Any) -> None:
@@ -400,7 +400,7 @@ def test_alarm_of_another_account_moves_nothing(engine: Any, where: str) -> None
     else:
         event.pop("account")
         event["resources"] = [
-            "arn:aws:cloudwatch:us-east-1:210987654321:alarm:opsflow-canary-us-east-1"
+            f"arn:aws:cloudwatch:us-east-1:210987654321:alarm:opsflow-canary-{PRIMARY}"
         ]
     execution = engine.run(SCENARIO, event)
 
@@ -442,7 +442,7 @@ def test_failed_restore_is_reported_from_the_traffic_as_it_is(engine: Any) -> No
     route53 = boto3.client("route53", region_name="us-east-1")
     zone = engine.world[SCENARIO]["zoneId"]
     records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone)[
-        "ResourceRecordSets"] if "SetIdentifier" in r]
+        "ResourceRecordSets"] if "Weight" in r]
     route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
         {"Action": "UPSERT", "ResourceRecordSet": {
             **r, "Weight": 0 if r["SetIdentifier"] == PRIMARY else 100}} for r in records]})

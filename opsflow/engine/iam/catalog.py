@@ -20,6 +20,8 @@ from opsflow.engine import cache
 OPERATION_ACTIONS = {
     # Lambda's Invoke API is authorized as lambda:InvokeFunction (Lambda API reference, Invoke).
     ("lambda", "Invoke"): "InvokeFunction",
+    # S3's HeadObject needs the s3:GetObject permission (S3 API reference, HeadObject).
+    ("s3", "HeadObject"): "GetObject",
 }
 """API operations whose IAM action name differs from the operation name."""
 

@@ -153,6 +153,12 @@ class Account:
         key = getattr(topic, "kms_master_key_id", None) if topic is not None else None
         return self.customer_key(region, key)
 
+    def auto_scaling_group_arn(self, region: str, name: str) -> str | None:
+        from moto.autoscaling.models import autoscaling_backends
+
+        found = autoscaling_backends[self.account][region].autoscaling_groups.get(name)
+        return str(found.arn) if found is not None else None
+
     def secret_arn(self, region: str, secret_id: str) -> str | None:
         from moto.secretsmanager.models import secretsmanager_backends
 
@@ -284,6 +290,12 @@ def _named(
             add("hostedzone", str(params["HostedZoneId"]).rsplit("/", 1)[-1])
         if operation == "GetChange" and params.get("Id"):
             add("change", str(params["Id"]).rsplit("/", 1)[-1])
+    if service == "autoscaling" and params.get("AutoScalingGroupName"):
+        found = world.auto_scaling_group_arn(region, str(params["AutoScalingGroupName"]))
+        if found:
+            add_arn(found)
+    if service == "s3" and params.get("Bucket") and params.get("Key"):
+        add_arn(f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
     if service == "servicequotas" and params.get("QuotaCode"):
         add("quota", f"{params.get('ServiceCode', '*')}/{params['QuotaCode']}")
     if service == "cloudwatch":
