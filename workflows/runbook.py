@@ -167,21 +167,74 @@ def notify(name: str, notice_path: str) -> sdk.Task:
 
 
 def explain_and_escalate(
-    explain: str, cause: str, notify_as: str, subject: str, end: sdk.Fail
-) -> sdk.Pass:
+    explain: str,
+    cause: str,
+    notify_as: str,
+    subject: str,
+    end: sdk.Fail,
+    error: str | None = None,
+    function_cause: str | None = None,
+) -> states.State:
     """``explain`` puts ``cause`` (an intrinsic expression) at ``$.escalation.cause``, ``notify_as``
-    sends it with ``subject``, and the run ends at ``end``. Returns the first state."""
-    explained = sdk.Pass(explain, parameters={"cause.$": cause}, result_path="$.escalation")
+    sends it with ``subject`` (the cause in full by e-mail; an SMS of the subject alone, since a
+    cause may hold a whole error), and the run ends at ``end``. Returns the first state.
+
+    With ``error`` (the path a Catch put an error at) and ``function_cause``: when the error's
+    cause is a Lambda function's error document (``{"errorMessage": ..., "errorType": ...,
+    "stackTrace": ...}``), ``explain`` is a Choice: the document is read (at ``<error>Detail``)
+    and ``function_cause``, which may quote ``<error>Detail.errorMessage``, explains it: the
+    message, not the document with its stack trace; any other error is explained by ``cause``."""
+
+    def explained(name: str, text: str) -> sdk.Pass:
+        return sdk.Pass(
+            name,
+            parameters={
+                "cause.$": text,
+                "message": {"default.$": text, "sms": f"{subject} (details by e-mail)"},
+            },
+            result_path="$.escalation",
+        )
+
+    phase = explain.split(":", 1)[0]
+    routed = error is not None and function_cause is not None
+    plain = explained(f"{phase}: Explain other error" if routed else explain, cause)
     notice = sdk.Task(
         notify_as,
         resource=SNS_PUBLISH,
-        parameters={"TopicArn": ALERT_TOPIC, "Subject": subject, "Message.$": "$.escalation.cause"},
+        parameters={
+            "TopicArn": ALERT_TOPIC,
+            "Subject": subject,
+            "MessageStructure": "json",
+            "Message.$": "States.JsonToString($.escalation.message)",
+        },
         result_path=None,
     )
-    explained.next(notice)
+    plain.next(notice)
     notice.next(end)
     _tolerate_notify_failure(notice, end)
-    return explained
+    if error is None or function_cause is None:
+        return plain
+    from_function = sdk.Choice(explain)
+    read = sdk.Pass(
+        f"{phase}: Read function error",
+        parameters={"detail.$": f"States.StringToJson({error}.Cause)"},
+        result_path=f"{error}Detail",
+    )
+    # The document is read only when it is whole (a cause cut short is no JSON: said as is).
+    from_function.add_choice(
+        ChoiceRule.And([
+            ChoiceRule.IsPresent(f"{error}.Cause", True),
+            ChoiceRule.IsString(f"{error}.Cause", True),
+            ChoiceRule.StringMatches(f"{error}.Cause", '{"error*}'),
+        ]),
+        read,
+    )
+    from_function.default_choice(plain)
+    function_explained = explained(f"{phase}: Explain function error",
+                                   function_cause.replace(f"{error}Detail.", f"{error}Detail.detail."))
+    read.next(function_explained)
+    function_explained.next(notice)
+    return from_function
 
 
 def _tolerate_notify_failure(task: sdk.Task, then: Any) -> None:
@@ -470,6 +523,9 @@ def build(p: Phases) -> dict[str, Any]:
         "Notify: Detection failed",
         f"opsflow {p.scenario}: detection failed, nothing changed",
         escalated,
+        error="$.error",
+        function_cause="States.Format('Detection failed ({}): {}. Nothing was changed.', "
+        "$.error.Error, $.errorDetail.errorMessage)",
     )
 
     for task in detect_states:
@@ -750,7 +806,7 @@ def _approval(p: Phases, escalated: sdk.Fail) -> sdk.Choice:
     return needed
 
 
-def _rollback_failed(scenario: str, failed: sdk.Fail) -> sdk.Pass:
+def _rollback_failed(scenario: str, failed: sdk.Fail) -> states.State:
     """The chain a rollback failure goes to when nothing could report the account's state:
     explain from the error, notify, end at ``failed`` (``Runbook.Escalated``)."""
     return explain_and_escalate(
@@ -761,4 +817,8 @@ def _rollback_failed(scenario: str, failed: sdk.Fail) -> sdk.Pass:
         "Notify: Rollback failed",
         f"opsflow {scenario}: ROLLBACK FAILED, act now",
         failed,
+        error="$.rollbackError",
+        function_cause="States.Format('Rollback failed ({}): {}. The account may be partly "
+        "changed: check every resource named in the plan by hand.', "
+        "$.rollbackError.Error, $.rollbackErrorDetail.errorMessage)",
     )
