@@ -23,7 +23,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 ## make demo: every scenario end to end on the embedded emulation, with a readable report.
 demo: $(STAMP)
-	@echo "== health-abuse: a DoS abuse report arrives through EventBridge =="
+	@echo "== health-abuse: a DoS abuse report arrives through EventBridge; shop-web-1 serves in an Auto Scaling group behind load balancers (Standby, deregistered and drained, protected, then isolated) =="
 	$(OPSFLOW) trigger events/health-abuse/dos-report-arn.json
 	@echo
 	@echo "== health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries twice, the state machine once) =="

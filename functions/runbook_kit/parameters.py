@@ -25,6 +25,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "MinValue": 60,
         "MaxValue": 1800,
     },
+    "AutoScalingMode": {
+        "Type": "String",
+        "Default": "standby",
+        "AllowedValues": ["standby", "detach"],
+    },
     "DryRun": {
         "Type": "String",
         "Default": "true",
@@ -178,6 +183,7 @@ SETTINGS: dict[str, dict[str, str | None]] = {
         "regions": "InstanceRegions",
         "isolationGroupName": "IsolationGroupName",
         "forensicSnapshot": "ForensicSnapshot",
+        "autoScalingMode": "AutoScalingMode",
         "rollbackMode": "RollbackMode",
         "pollSeconds": "VerifyPollSeconds",
         "maxPolls": "VerifyMaxPolls",
