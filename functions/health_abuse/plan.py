@@ -290,7 +290,7 @@ def classify(
     config = plan["settings"]
     targets: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    before: dict[tuple[str, tuple[str, ...], str, str], list[str]] = {}
+    before: dict[tuple[str, tuple[str, ...], str | None, str | None], list[str]] = {}
     serving = serving or {}
     for instance_id, _ in reported_of(plan):
         instance = found.get(instance_id)
@@ -321,7 +321,7 @@ def classify(
         )
         # The before-state a rollback is judged against: power state, the security groups of
         # each network interface, its service and protections, as detected.
-        service, protection = serving.get(instance_id, ("", ""))
+        service, protection = serving.get(instance_id, (None, None))
         before.setdefault(
             (state, tuple(groups_by_interface(instance)), service, protection), []
         ).append(instance_id)
@@ -344,7 +344,7 @@ def classify(
         plan["batches"] = batches_of(targets)
         plan["before"] = [
             {"state": state, "interfaces": list(interfaces),
-             **({"service": service, "protection": protection} if protection else {}),
+             **({"service": service, "protection": protection} if service is not None else {}),
              "instances": ids}
             for (state, interfaces, service, protection), ids in before.items()
         ]
@@ -608,6 +608,10 @@ def _before_line(before: dict[str, Any]) -> str:
     return line
 
 
+def _parts(line: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in line.split(";") if "=" in part)
+
+
 def returned(before: dict[str, Any], now: dict[str, Any]) -> bool:
     """Whether an instance is as it was detected (``before``: its ``state`` and the groups of
     each of its ``interfaces``, see :func:`groups_by_interface`): the same power state (a
@@ -618,9 +622,15 @@ def returned(before: dict[str, Any], now: dict[str, Any]) -> bool:
         return False
     if "interfaces" not in before:  # no record of the interfaces
         return not now.get("isolated")
-    for key in ("service", "protection"):
-        if key in before and key in now and now[key] != before[key]:
+    if "service" in before and "service" in now and now["service"] != before["service"]:
+        return False
+    if "protection" in before and "protection" in now:
+        was, now_parts = _parts(before["protection"]), _parts(now["protection"])
+        if any(now_parts.get(key) != value for key, value in was.items()):
             return False
+        for key in ("deleteOnTermination", "profile"):
+            if key not in was and key in now_parts:
+                return False
     return bool(now.get("interfaces", []) == before["interfaces"])
 
 

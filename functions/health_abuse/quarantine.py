@@ -11,6 +11,7 @@ call and region) it happened on.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from health_abuse.plan import (
     BEFORE_STATE,
     ISOLATION_ROLE,
     ISOLATION_ROLE_TAG,
+    LISTED,
     QUARANTINED_BY,
     groups_by_interface,
     tags_of,
@@ -225,18 +227,42 @@ def isolation_group(ec2: Any, vpc_id: str, name: str, dry_run: bool) -> tuple[st
     return group_id, "created"
 
 
-def protections(ec2: Any, region: str, found: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def protections(
+    ec2: Any, region: str, found: dict[str, dict[str, Any]], attributes: bool = True,
+    checking: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Instance ID → what keeps its disks and credentials: termination protection
     (``termination``), shutdown behaviour (``shutdown``), the devices whose volume is deleted on
-    termination (``deleteOnTermination``), the instance profile (``profile``, ``association``)."""
+    termination (``deleteOnTermination``), the instance profile (``profile``, ``association``).
+    Without ``attributes``, only what the instances' descriptions say (no termination
+    protection or shutdown behaviour, which EC2 gives one instance and attribute per call; the
+    profile without its association). ``checking`` (a verify): the shutdown behaviour is read
+    only of an instance whose record says the act changed it (else it is as recorded), the
+    profile from the description."""
     result: dict[str, dict[str, Any]] = {}
     for instance_id, instance in found.items():
+        if not attributes:
+            result[instance_id] = {
+                "termination": None, "shutdown": None,
+                "deleteOnTermination": sorted(
+                    m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])
+                    if (m.get("Ebs") or {}).get("DeleteOnTermination")
+                ),
+                "volumes": [],
+                "profile": (instance.get("IamInstanceProfile") or {}).get("Arn"),
+                "association": None,
+            }
+            continue
+        if checking:
+            recorded = dict(part.split("=", 1) for part in
+                            tags_of(instance).get(BEFORE_PROTECTION, "").split(";") if "=" in part)
+            changed_shutdown = recorded.get("shutdown", "unknown") != "stop"
         termination = call(
             f"DescribeInstanceAttribute of {instance_id} in {region}",
             ec2.describe_instance_attribute, InstanceId=instance_id,
             Attribute="disableApiTermination",
         )["DisableApiTermination"]["Value"]
-        shutdown = call(
+        shutdown = "stop" if checking and not changed_shutdown else call(
             f"DescribeInstanceAttribute of {instance_id} in {region}",
             ec2.describe_instance_attribute, InstanceId=instance_id,
             Attribute="instanceInitiatedShutdownBehavior",
@@ -252,10 +278,10 @@ def protections(ec2: Any, region: str, found: dict[str, dict[str, Any]]) -> dict
                 m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", [])
                 if (m.get("Ebs") or {}).get("VolumeId")
             ),
-            "profile": None,
+            "profile": (instance.get("IamInstanceProfile") or {}).get("Arn") if checking else None,
             "association": None,
         }
-    for chunk in _chunks(sorted(found)):
+    for chunk in _chunks(sorted(found) if attributes and not checking else []):
         paginator = ec2.get_paginator("describe_iam_instance_profile_associations")
         try:
             pages = list(paginator.paginate(Filters=[
@@ -276,10 +302,11 @@ def protections(ec2: Any, region: str, found: dict[str, dict[str, Any]]) -> dict
 
 def protection_line(protection: dict[str, Any]) -> str:
     """One instance's protections, compact (the plan holds it for up to 1,000 instances)."""
-    parts = [
-        f"termination={str(protection['termination']).lower()}",
-        f"shutdown={protection['shutdown']}",
-    ]
+    parts = []
+    if protection["termination"] is not None:
+        parts.append(f"termination={str(protection['termination']).lower()}")
+    if protection["shutdown"] is not None:
+        parts.append(f"shutdown={protection['shutdown']}")
     if protection["deleteOnTermination"]:
         parts.append("deleteOnTermination=" + ",".join(protection["deleteOnTermination"]))
     if protection["profile"]:
@@ -287,21 +314,32 @@ def protection_line(protection: dict[str, Any]) -> str:
     return ";".join(parts)
 
 
+def _protection_record(now: dict[str, Any]) -> list[dict[str, str]]:
+    tags = [{"Key": BEFORE_PROTECTION, "Value":
+             f"termination={str(now['termination']).lower()};shutdown={now['shutdown']}"}]
+    tags += split_record(BEFORE_DELETE_ON_TERMINATION, now["deleteOnTermination"])
+    if now["profile"]:
+        tags.append({"Key": BEFORE_PROFILE, "Value": now["profile"]})
+    return tags
+
+
+def _tag_alike(ec2: Any, region: str, records: dict[str, list[dict[str, str]]]) -> None:
+    """Tag each resource with its record, one CreateTags call per distinct record."""
+    alike: dict[str, list[str]] = {}
+    for resource, tags in records.items():
+        alike.setdefault(json.dumps(tags, sort_keys=True), []).append(resource)
+    for key, resources in sorted(alike.items()):
+        _tag(ec2, f"CreateTags on {', '.join(resources[:3])} in {region}", sorted(resources),
+             json.loads(key))
+
+
 def _protect(
-    ec2: Any, region: str, instance_id: str, now: dict[str, Any], record: bool,
+    ec2: Any, region: str, instance_id: str, now: dict[str, Any],
     dry_run: bool, checked: Callable[[str, str], None],
 ) -> None:
     """Termination protection on, shutdown behaviour ``stop``, no volume deleted on
-    termination, the instance profile disassociated: each recorded first (``record``), each
-    only if needed (a retry repeats nothing)."""
-    if record and not dry_run:
-        tags = [{"Key": BEFORE_PROTECTION, "Value":
-                 f"termination={str(now['termination']).lower()};shutdown={now['shutdown']}"}]
-        tags += split_record(BEFORE_DELETE_ON_TERMINATION, now["deleteOnTermination"])
-        if now["profile"]:
-            tags.append({"Key": BEFORE_PROFILE, "Value": now["profile"]})
-        call(f"CreateTags on {instance_id} in {region}", ec2.create_tags,
-             Resources=[instance_id], Tags=tags)
+    termination, the instance profile disassociated (recorded before, see
+    :func:`_protection_record`), each only if needed (a retry repeats nothing)."""
     changes: list[tuple[str, dict[str, Any]]] = []
     if not now["termination"]:
         changes.append(("terminationProtection", {"DisableApiTermination": {"Value": True}}))
@@ -369,11 +407,14 @@ def isolate(
             for eni in enis(found[instance_id])
         ]
         guarded = protections(ec2, region, found)
+        if not dry_run:
+            _tag_alike(ec2, region, {
+                instance_id: _protection_record(guarded[instance_id]) for instance_id in ids
+                if tags_of(found[instance_id]).get(QUARANTINED_BY) == execution
+                and BEFORE_PROTECTION not in tags_of(found[instance_id])
+            })
         for instance_id in ids:
-            mine = tags_of(found[instance_id]).get(QUARANTINED_BY) == execution
-            fresh = BEFORE_PROTECTION not in tags_of(found[instance_id])
-            _protect(ec2, region, instance_id, guarded[instance_id], mine and fresh, dry_run,
-                     checked)
+            _protect(ec2, region, instance_id, guarded[instance_id], dry_run, checked)
             _tag_volumes(ec2, region, instance_id, guarded[instance_id]["volumes"], execution,
                          event, dry_run, checked)
         if dry_run:
@@ -565,9 +606,21 @@ def inspect(
             continue
         if every or item["quarantined"]:
             by_region.setdefault(item["region"], []).append(item)
+    # A report reads every protection of the instances it lists (the first LISTED); of the
+    # rest, what their descriptions say (their before-states hold no more).
+    listed = {item["instanceId"] for item in report[:LISTED]}
     for region, items in sorted(by_region.items()):
         lines = service.look(client_for, region, [i["instanceId"] for i in items])
-        guarded = protections(ec2_for(region), region, {i["instanceId"]: found[i["instanceId"]] for i in items})
+        ec2 = ec2_for(region)
+        guarded = protections(ec2, region, {
+            i["instanceId"]: found[i["instanceId"]] for i in items
+            if not every or i["instanceId"] in listed
+        }, checking=not every)
+        if every:
+            guarded.update(protections(ec2, region, {
+                i["instanceId"]: found[i["instanceId"]] for i in items
+                if i["instanceId"] not in listed
+            }, attributes=False))
         for item in items:
             item["service"] = lines[item["instanceId"]]
             item["protection"] = protection_line(guarded[item["instanceId"]])
@@ -580,14 +633,16 @@ def inspect(
 def before_service(
     ec2_for: Ec2For, found: dict[str, dict[str, Any]], client_for: service.Client = service.client
 ) -> dict[str, tuple[str, str]]:
-    """Instance ID → (service line, protection line) of each found instance, as detected."""
+    """Instance ID → (service line, protection line) of each found instance, as detected (the
+    protections its description gives: volumes deleted on termination, instance profile; its
+    termination protection and shutdown behaviour are recorded in its tags when it is acted on)."""
     by_region: dict[str, dict[str, dict[str, Any]]] = {}
     for instance_id, instance in found.items():
         by_region.setdefault(instance["Region"], {})[instance_id] = instance
     result: dict[str, tuple[str, str]] = {}
     for region, instances in sorted(by_region.items()):
         lines = service.look(client_for, region, sorted(instances))
-        guarded = protections(ec2_for(region), region, instances)
+        guarded = protections(ec2_for(region), region, instances, attributes=False)
         for instance_id in instances:
             result[instance_id] = (lines[instance_id], protection_line(guarded[instance_id]))
     return result

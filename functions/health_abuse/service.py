@@ -183,6 +183,7 @@ def take_out(
         counts[name] = counts.get(name, 0) + n
 
     if not dry_run:
+        alike: dict[tuple[tuple[str, str], ...], list[str]] = {}
         for instance_id in ids:
             tags = tags_of(instances[instance_id])
             if QUARANTINED_BY in tags:
@@ -204,9 +205,13 @@ def take_out(
                 if state != "draining"
             ])
             record += split_record(BEFORE_ELBS, sorted(registered[instance_id]["elbs"]))
-            call(f"CreateTags on {instance_id} in {region}", ec2.create_tags,
-                 Resources=[instance_id], Tags=record)
-            count("recorded")
+            alike.setdefault(tuple((t["Key"], t["Value"]) for t in record), []).append(instance_id)
+        # One call per distinct record (a fleet of alike instances shares one).
+        for record_items, members_of in sorted(alike.items()):
+            for chunk in _chunks(members_of, 200):
+                call(f"CreateTags on {', '.join(chunk[:3])} in {region}", ec2.create_tags,
+                     Resources=chunk, Tags=[{"Key": k, "Value": v} for k, v in record_items])
+            count("recorded", len(members_of))
 
     autoscaling = client_for("autoscaling", region)
     by_group: dict[str, list[str]] = {}

@@ -991,3 +991,21 @@ def test_draining_that_never_ends_rolls_back_within_its_bound(engine_factory: An
     assert failed_tasks(execution, "TargetsDraining") == 21  # the first try and 20 retries
     assert serving(engine)["lifecycle"] == "InService"
     assert restored(engine, before) == before
+
+
+def test_the_guard_refuses_to_take_a_member_out_of_a_protected_group(engine: Any) -> None:
+    """The protected tag on the Auto Scaling group: IAM's explicit deny refuses EnterStandby,
+    whatever the function decides, and the run rolls back with nothing out of service."""
+    boto3.client("autoscaling", region_name="us-east-1").create_or_update_tags(Tags=[{
+        "ResourceId": "shop-web", "ResourceType": "auto-scaling-group", "Key": "Stage",
+        "Value": "Prod", "PropagateAtLaunch": False}])
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "EnterStandby" in execution.cause and "AccessDenied" in execution.cause
+    refused = [c for c in engine.authorizer.calls
+               if c.action == "autoscaling:EnterStandby" and not c.allowed]
+    assert refused and refused[0].reason == "explicit-deny"
+    now = serving(engine)
+    assert now["lifecycle"] == "InService" and now["desired"] == 1
+    assert ids(engine)["shop-web-1"] in now["targets"]
