@@ -10,7 +10,8 @@ Each cell runs the main event on a fresh account with one fault:
 * ``throttled``: the service's own throttling code, twice (``=ThrottlingException*2``);
 * ``denied``: the service's own denial code, always (the code IAM enforcement answers with);
 * ``hangs``: the change never completes (``=Hang``), where the engine emulates it:
-  ``ec2:StopInstances`` and ``route53:ChangeResourceRecordSets``; every other cell of the column
+  ``ec2:StopInstances``, ``route53:ChangeResourceRecordSets`` and ``elbv2:DeregisterTargets``
+  (its targets never finish draining); every other cell of the column
   is reported as skipped, with that reason.
 
 and passes when the run ended consistent, judged from the account (``execution.effects``, the
@@ -50,7 +51,7 @@ from opsflow.engine.runner import LocalEngine
 from opsflow.template import ROOT
 from workflows.catalog import SCENARIOS
 
-HANGS = ("ec2:StopInstances", "route53:ChangeResourceRecordSets")
+HANGS = ("ec2:StopInstances", "route53:ChangeResourceRecordSets", "elbv2:DeregisterTargets")
 """The operations whose ``Hang`` the engine emulates (opsflow/engine/dynamics.py)."""
 KINDS = ("throttled", "denied", "hangs")
 MAIN = {scenario: s.sample_event for scenario, s in SCENARIOS.items()}

@@ -774,6 +774,8 @@ def serving(engine: Any, name: str = "shop-web-1") -> dict[str, Any]:
         AutoScalingGroupNames=["shop-web"])["AutoScalingGroups"][0]
     health = boto3.client("elbv2", region_name="us-east-1").describe_target_health(
         TargetGroupArn=world["targetGroups"]["shop-web"])["TargetHealthDescriptions"]
+    api = boto3.client("elbv2", region_name="us-east-1").describe_target_health(
+        TargetGroupArn=world["targetGroups"]["shop-api"])["TargetHealthDescriptions"]
     classic = boto3.client("elb", region_name="us-east-1").describe_load_balancers(
         LoadBalancerNames=["shop-legacy"])["LoadBalancerDescriptions"][0]
     described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
@@ -783,6 +785,7 @@ def serving(engine: Any, name: str = "shop-web-1") -> dict[str, Any]:
         "lifecycle": {m["InstanceId"]: m["LifecycleState"] for m in group["Instances"]}.get(
             instance_id),
         "targets": {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in health},
+        "apiTargets": {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in api},
         "classic": [i["InstanceId"] for i in classic["Instances"]],
         "termination": ec2.describe_instance_attribute(
             InstanceId=instance_id, Attribute="disableApiTermination")["DisableApiTermination"][
@@ -809,6 +812,7 @@ def test_the_world_serves_shop_web_1_as_production_does(engine: Any) -> None:
     web_1 = ids(engine)["shop-web-1"]
     assert now["lifecycle"] == "InService" and now["desired"] == 1
     assert now["targets"] == {web_1: "healthy"} and now["classic"] == [web_1]
+    assert now["apiTargets"] == {web_1: "healthy"}  # registered by hand, not by the group
     assert now["shutdown"] == "terminate" and not now["termination"]
     assert set(now["deleteOnTermination"].values()) == {True}
     assert now["profile"] == [engine.world[SCENARIO]["instanceProfiles"]["shop-web"]]
@@ -842,6 +846,7 @@ def test_target_deregistered_and_drained_before_the_instance_is_isolated(engine:
     web_1 = ids(engine)["shop-web-1"]
     now = serving(engine)
     assert web_1 not in now["targets"] and web_1 not in now["classic"]
+    assert web_1 not in now["apiTargets"]  # deregistered by the runbook, drained
     # The act waited for the deregistered target to drain (the world's target group drains
     # for 30 s), then isolated: the drain is in the history as retries of the first task.
     assert failed_tasks(execution, "TargetsDraining") >= 1
@@ -902,6 +907,7 @@ def test_rollback_returns_the_member_in_service_and_registered(engine_factory: A
     assert now["lifecycle"] == "InService" and now["desired"] == before["desired"]
     assert {i: s for i, s in now["members"].items() if s == "InService"} == {web_1: "InService"}
     assert web_1 in now["targets"] and now["classic"] == [web_1]
+    assert now["apiTargets"] == {web_1: "healthy"}
     assert {k: now[k] for k in ("termination", "shutdown", "deleteOnTermination", "profile")} == {
         k: before[k] for k in ("termination", "shutdown", "deleteOnTermination", "profile")}
     assert not [k for k in instances(engine)[web_1]["tags"] if k.startswith("opsflow:")]
@@ -937,7 +943,7 @@ def test_dry_run_of_an_asg_member_changes_nothing(engine: Any) -> None:
         checks.update(batch["isolation"]["checks"])
     # Auto Scaling and Elastic Load Balancing have no DryRun: what each would do is reported.
     assert checks["not checked: the API has no DryRun; would enter standby"] == 1
-    assert checks["not checked: the API has no DryRun; would deregister from a target group"] == 1
+    assert checks["not checked: the API has no DryRun; would deregister from a target group"] == 2
     assert checks[
         "not checked: the API has no DryRun; would deregister from a classic load balancer"] == 1
     for name in ("terminationProtection", "shutdownBehavior", "deleteOnTermination"):

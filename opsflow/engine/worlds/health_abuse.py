@@ -2,8 +2,8 @@
 production instance, one instance with two network interfaces.
 
 ``shop-web-1`` is served as production web servers are: a member of the Auto Scaling group
-``shop-web`` (launch template ``shop-web``), a target of the target group ``shop-web`` behind
-the network load balancer ``shop``, an instance of the classic load balancer ``shop-legacy``,
+``shop-web`` (launch template ``shop-web``), a target of the group's target group ``shop-web``
+and of ``shop-api`` (registered by hand) behind the network load balancer ``shop``, an instance of the classic load balancer ``shop-legacy``,
 with the instance profile ``shop-web``, its root volume deleted on termination and its
 shutdown behaviour ``terminate``: the case a quarantine must hold against."""
 
@@ -98,6 +98,7 @@ def build(context: Any = None) -> dict[str, Any]:
 
 
 TARGET_PORT = 443
+API_PORT = 8443
 DEREGISTRATION_DELAY = 30
 """Seconds the target group drains a deregistered target (AWS's default is 300)."""
 
@@ -133,6 +134,16 @@ def _serve(ec2: Any, vpc: str, subnet: str, group: str, instance_id: str) -> dic
     elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP",
                           Port=TARGET_PORT, DefaultActions=[
                               {"Type": "forward", "TargetGroupArn": target_group}])
+    # A second target group, not the group's: the instance was registered with it by hand.
+    api_group = elbv2.create_target_group(
+        Name="shop-api", Protocol="TCP", Port=API_PORT, VpcId=vpc, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=api_group, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY)}])
+    elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP",
+                          Port=API_PORT, DefaultActions=[
+                              {"Type": "forward", "TargetGroupArn": api_group}])
+    elbv2.register_targets(TargetGroupArn=api_group, Targets=[{"Id": instance_id}])
     autoscaling = client("autoscaling", region)
     # Made empty, then given the instance: the group serves with it alone.
     autoscaling.create_auto_scaling_group(
@@ -153,7 +164,7 @@ def _serve(ec2: Any, vpc: str, subnet: str, group: str, instance_id: str) -> dic
         LoadBalancerName="shop-legacy", Instances=[{"InstanceId": instance_id}])
     return {
         "autoScalingGroups": {"shop-web": "shop-web"},
-        "targetGroups": {"shop-web": target_group},
+        "targetGroups": {"shop-web": target_group, "shop-api": api_group},
         "loadBalancers": {"shop": balancer["LoadBalancerArn"], "shop-legacy": "shop-legacy"},
         "instanceProfiles": {"shop-web": profile["Arn"]},
     }
