@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from health_abuse.plan import BEFORE_STATE, QUARANTINED_BY, tags_of
 from runbook_kit import aws
-from runbook_kit.errors import RunbookError, call, error_code, translate
+from runbook_kit.errors import RunbookError, call, translate
 
 Client = Callable[[str, str], Any]
 """(service, region) → a boto3 client."""
@@ -378,6 +378,3 @@ def _undo_replacement(
                  autoscaling.set_instance_protection, AutoScalingGroupName=group,
                  InstanceIds=[instance_id], ProtectedFromScaleIn=False)
 
-
-def is_busy(error: ClientError) -> bool:
-    return error_code(error) in ("ScalingActivityInProgress", "ResourceContention")
