@@ -982,9 +982,12 @@ def test_hold_mode_leaves_the_member_contained_and_says_what_was_done(
     assert now["lifecycle"] == "Standby" and now["targets"].get(ids(engine)["shop-web-1"]) is None
     web_1 = ids(engine)["shop-web-1"]
     line = execution.cause.split(f"{web_1} (us-east-1): ", 1)[1]
-    assert "service none" in line.split(" (before:")[0] or "asg=shop-web:Standby" in line
-    assert "termination=true;shutdown=stop" in line
-    assert "before: running" in line and "asg=shop-web:InService" in line
+    now_part, before_part = line.split(" (before: ", 1)
+    # Exactly what was done: in Standby, off every load balancer, protected, isolated.
+    assert "service asg=shop-web:Standby," in now_part
+    assert "termination=true;shutdown=stop" in now_part and "profile=" not in now_part
+    assert before_part.startswith("running")
+    assert "asg=shop-web:InService;tg=shop-api/" in before_part and "elb=shop-legacy" in before_part
 
 
 def test_draining_that_never_ends_rolls_back_within_its_bound(engine_factory: Any) -> None:
