@@ -22,7 +22,9 @@ class Step(NamedTuple):
 
 
 STEPS: list[Step] = [
-    Step("health-abuse: a DoS abuse report arrives through EventBridge",
+    Step("health-abuse: a DoS abuse report arrives through EventBridge; shop-web-1 serves in an "
+         "Auto Scaling group behind load balancers (Standby, deregistered and drained, protected, "
+         "then isolated)",
          "trigger events/health-abuse/dos-report-arn.json"),
     Step("health-abuse: the same report while EC2 throttles StopInstances 4 times (the SDK retries "
          "twice, the state machine once)",

@@ -47,6 +47,10 @@ EXTRA: dict[str, list[Rehearsal]] = {
         Rehearsal("health-abuse", "health-abuse/dos-report-arn.json",
                   parameters=(("VerifyPollSeconds", "5"), ("VerifyMaxPolls", "1")),
                   why="verify gives up before the instances stop: rollback starts them again"),
+        Rehearsal("health-abuse", "health-abuse/dos-report-arn.json",
+                  parameters=(("AutoScalingMode", "detach"),),
+                  faults=("ec2:StopInstances=UnauthorizedOperation",),
+                  why="an Auto Scaling member detached, then attached again by the rollback"),
     ],
     "region-failover": [
         Rehearsal("region-failover", "region-failover/alarm-primary.json",

@@ -35,8 +35,11 @@ SCENARIOS: dict[str, Scenario] = {
             title="AWS Health abuse report → quarantine",
             state_machine="HealthAbuseStateMachine",
             trigger="AWS Health abuse event (`AWS_ABUSE_DOS_REPORT` by default)",
-            act="isolate every reported instance (security group), optional forensic snapshot, stop",
-            verify="every instance stopped and isolated",
+            act="take every reported instance out of service (Auto Scaling Standby or detach, "
+            "deregistered and drained from its load balancers), protect its disks and evidence "
+            "(termination protection, shutdown behaviour stop, DeleteOnTermination off, instance "
+            "profile disassociated), isolate (security group), optional forensic snapshot, stop",
+            verify="every instance stopped, isolated, out of service and protected",
             rollback="restore each touched instance's recorded before-state, or hold; escalate",
             sample_event="events/health-abuse/dos-report-arn.json",
             definition=health_abuse.definition,

@@ -3,10 +3,15 @@
 Detect parses the event and inspects every reported instance (in its own region, or in each
 configured region when the event says ``global``); the skeleton then applies the shared guards.
 Act runs per batch of instances (``plan.BATCH_SIZE`` of them, with EC2's multi-resource calls)
-with bounded concurrency: record the before-state in tags and isolate every network interface,
-optionally snapshot the volumes, stop. Every batch's iteration ends, even a failing one, before
+with bounded concurrency: record the before-state in tags; take each instance out of service
+(Auto Scaling ``Standby`` or detached, deregistered from every target group and classic load
+balancer, drained within a bound); turn termination protection on, shutdown behaviour to stop
+and DeleteOnTermination off, disassociate the instance profile, tag the volumes; isolate
+every network interface; optionally snapshot the volumes; stop. Every batch's iteration ends, even a failing one, before
 the run goes on (so a rollback never races an isolation still in flight). Verify polls until
-every instance is stopped and isolated. Rollback restores each touched instance from its tags,
+every instance is stopped, isolated, out of service and protected. Rollback restores each
+touched instance from its tags (in the reverse order: started, groups, protections and profile,
+load balancers, back in its group),
 or holds them (``RollbackMode=hold``) and escalates; either way the cause is built from each
 instance's final state compared with its before-state, and a rollback that fails or leaves
 anything changed escalates naming the instances left changed.
@@ -43,6 +48,7 @@ SETTINGS = {
     "regions": "${InstanceRegions}",
     "isolationGroupName": "${IsolationGroupName}",
     "forensicSnapshot": "${ForensicSnapshot}",
+    "autoScalingMode": "${AutoScalingMode}",
     "rollbackMode": "${RollbackMode}",
     "pollSeconds": "${VerifyPollSeconds}",
     "maxPolls": "${VerifyMaxPolls}",
@@ -56,17 +62,31 @@ def _per_batch() -> dict[str, Any]:
         "settings.$": "$.plan.settings",
         "dryRun.$": "$.plan.dryRun",
         "execution.$": "$$.Execution.Name",
+        "event.$": "$.plan.event.eventArn",
         "result": {},
     }
 
 
 def _batch_task(name: str, function: str, result: str | None, dry_run: bool = True) -> sdk.Task:
-    payload = {"batch.$": "$.batch", "settings.$": "$.settings", "execution.$": "$.execution"}
+    payload = {"batch.$": "$.batch", "settings.$": "$.settings", "execution.$": "$.execution",
+               "event.$": "$.event"}
     if dry_run:
         payload["dryRun.$"] = "$.dryRun"
     return runbook.lambda_task(
         name, function, payload, result_path=f"$.result.{result}" if result else "$.result"
     )
+
+
+DRAIN_INTERVAL_SECONDS = 15
+DRAIN_ATTEMPTS = 20
+"""How long the act waits for deregistered targets to drain: 20 checks 15 s apart, the 300 s
+of Elastic Load Balancing's default deregistration delay; still draining after that fails the
+batch (and the run rolls back)."""
+
+
+def _draining_retry() -> sdk.Retry:
+    return sdk.Retry(error_equals=["TargetsDraining"], interval_seconds=DRAIN_INTERVAL_SECONDS,
+                     max_attempts=DRAIN_ATTEMPTS, backoff_rate=1.0)
 
 
 def _busy_retry() -> sdk.Retry:
@@ -85,8 +105,11 @@ def phases() -> runbook.Phases:
     )
     parse.next(inspect)
 
-    # Act, per batch.
+    # Act, per batch: out of service (and drained) first, then protected and isolated.
+    take_out = _batch_task("Act: Take out of service", "TakeOutOfServiceFunction", "service")
+    take_out.add_retry(_draining_retry())
     isolate = _batch_task("Act: Record and isolate", "IsolateInstanceFunction", "isolation")
+    take_out.next(isolate)
     snapshot = _batch_task("Act: Snapshot volumes", "SnapshotVolumesFunction", "snapshot")
     stop = _batch_task("Act: Stop instances", "StopInstanceFunction", "stop")
     want_snapshot = sdk.Choice("Act: Forensic snapshot?")
@@ -101,7 +124,7 @@ def phases() -> runbook.Phases:
         max_concurrency=MAX_CONCURRENCY,
         result_path="$.act",
     )
-    quarantine.attach_iterator(isolate)
+    quarantine.attach_iterator(take_out)
     quarantined = runbook.settle_each_item(
         quarantine,
         keep="Act: Keep batch failure",

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from health_abuse import plan as planning
-from health_abuse import quarantine
+from health_abuse import quarantine, service
 from runbook_kit import aws
 from runbook_kit.accounts import home_account
 from runbook_kit.errors import require
@@ -45,7 +45,14 @@ def inspect_instances(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     plan = payload["plan"]
     searched = planning.searched_regions(plan)
     found = quarantine.find_instances(_ec2, searched)
-    result = planning.classify(plan, found, searched)
+    key, value = plan["settings"]["protectedTagKey"], plan["settings"]["protectedTagValue"]
+    candidates = {
+        instance_id: instance for instance_id, instance in found.items()
+        if instance["State"]["Name"] not in ("terminated", "shutting-down")
+        and not (key and planning.tags_of(instance).get(key) == value)
+    }
+    serving = quarantine.before_service(_ec2, candidates) if candidates else {}
+    result = planning.classify(plan, found, searched, serving)
     logger.info(
         "classified",
         extra={"targets": result["targetCount"], "skipped": result["counts"]["skipped"],
@@ -63,6 +70,18 @@ def _item(payload: dict[str, Any]) -> tuple[quarantine.Batch, dict[str, Any]]:
 
 
 @handler(logger)
+def take_out_of_service(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """``{"batch", "settings", "dryRun", "execution"}`` → each instance recorded, out of its
+    Auto Scaling group and every load balancer (or, for a dry run, what would be done),
+    counted; fails ``TargetsDraining`` while a deregistered target still drains."""
+    batch, config = _item(payload)
+    return quarantine.take_out_of_service(
+        _ec2, service.client, batch, config["autoScalingMode"],
+        payload.get("execution", "opsflow"), bool(payload.get("dryRun", True)),
+    )
+
+
+@handler(logger)
 def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """``{"batch": {region: [instance IDs]}, "settings", "dryRun", "execution"}`` → what was
     recorded and moved (or checked), counted."""
@@ -73,6 +92,7 @@ def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         config["isolationGroupName"],
         payload.get("execution", "opsflow"),
         bool(payload.get("dryRun", True)),
+        str(payload.get("event") or ""),
     )
 
 
@@ -80,7 +100,8 @@ def isolate_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 def snapshot_volumes(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     batch, _ = _item(payload)
     return quarantine.snapshot(
-        _ec2, batch, payload.get("execution", "opsflow"), bool(payload.get("dryRun", True))
+        _ec2, batch, payload.get("execution", "opsflow"), bool(payload.get("dryRun", True)),
+        str(payload.get("event") or ""),
     )
 
 
@@ -92,11 +113,12 @@ def stop_instance(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @handler(logger)
 def check_quarantine(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """``{"plan", "attempt"}`` → whether every target is stopped and isolated, and the notice."""
+    """``{"plan", "attempt"}`` → whether every target is stopped, isolated, out of service and
+    protected, and the notice."""
     require(payload, "plan", "attempt")
     plan = payload["plan"]
     states = quarantine.inspect(
-        _ec2, planning.targets_of(plan), plan["settings"]["isolationGroupName"]
+        _ec2, planning.targets_of(plan), plan["settings"]["isolationGroupName"], every=False
     )
     return planning.verified(plan, states, int(payload["attempt"]))
 

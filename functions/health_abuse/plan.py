@@ -111,6 +111,7 @@ def effective_settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, 
         "regions": regions,
         "isolationGroupName": get("isolationGroupName"),
         "forensicSnapshot": get("forensicSnapshot"),
+        "autoScalingMode": get("autoScalingMode"),
         "rollbackMode": get("rollbackMode"),
         "pollSeconds": get("pollSeconds"),
         "maxPolls": get("maxPolls"),
@@ -251,9 +252,11 @@ def batches_of(targets: list[dict[str, Any]]) -> list[dict[str, list[str]]]:
 
 
 def before_of(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Instance ID → its before-state (``state``, ``interfaces``) as the plan records it."""
+    """Instance ID → its before-state (``state``, ``interfaces``, ``service``, ``protection``)
+    as the plan records it."""
     return {
-        instance_id: {"state": item["state"], "interfaces": item["interfaces"]}
+        instance_id: {key: item[key] for key in ("state", "interfaces", "service", "protection")
+                      if key in item}
         for item in plan.get("before") or []
         for instance_id in item["instances"]
     }
@@ -270,11 +273,13 @@ def targets_of(plan: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def classify(
-    plan: dict[str, Any], found: dict[str, dict[str, Any]], searched: dict[str, list[str]]
+    plan: dict[str, Any], found: dict[str, dict[str, Any]], searched: dict[str, list[str]],
+    serving: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Sort the reported instances into targets and skipped ones, apply the guards and write
     every notice. ``found`` maps instance ID → its description (with ``Region``); ``searched``
-    maps instance ID → the regions looked in. Pure.
+    maps instance ID → the regions looked in; ``serving`` maps instance ID → its service and
+    protection lines (``quarantine.before_service``). Pure.
 
     The plan keeps the targets as ``batches`` and their before-states (``before``: each
     distinct one once, with the instances that had it: a fleet of alike instances costs little
@@ -285,7 +290,8 @@ def classify(
     config = plan["settings"]
     targets: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    before: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    before: dict[tuple[str, tuple[str, ...], str | None, str | None], list[str]] = {}
+    serving = serving or {}
     for instance_id, _ in reported_of(plan):
         instance = found.get(instance_id)
         if instance is None:
@@ -313,10 +319,12 @@ def classify(
         targets.append(
             {"instanceId": instance_id, "region": region, "state": state, "name": _name(instance)}
         )
-        # The before-state a rollback is judged against: power state and the security groups
-        # of each network interface, as detected.
-        key = (state, tuple(groups_by_interface(instance)))
-        before.setdefault(key, []).append(instance_id)
+        # The before-state a rollback is judged against: power state, the security groups of
+        # each network interface, its service and protections, as detected.
+        service, protection = serving.get(instance_id, (None, None))
+        before.setdefault(
+            (state, tuple(groups_by_interface(instance)), service, protection), []
+        ).append(instance_id)
 
     plan = {key: value for key, value in plan.items() if key != "reported"}
     plan["counts"] = {**plan["counts"], "skipped": len(skipped)}
@@ -335,8 +343,10 @@ def classify(
     else:
         plan["batches"] = batches_of(targets)
         plan["before"] = [
-            {"state": state, "interfaces": list(interfaces), "instances": ids}
-            for (state, interfaces), ids in before.items()
+            {"state": state, "interfaces": list(interfaces),
+             **({"service": service, "protection": protection} if service is not None else {}),
+             "instances": ids}
+            for (state, interfaces, service, protection), ids in before.items()
         ]
     plan["summary"] = summary(plan)
     plan["notices"] = notices(plan, targets, skipped)
@@ -399,7 +409,15 @@ def _full(
     config = plan["settings"]
     counts = plan.get("counts", {})
     page = f" (page {ev['page']} of {ev['totalPages']})" if ev["totalPages"] > 1 else ""
-    actions = "move to the isolating security group '" + config["isolationGroupName"] + "'"
+    leave = "enter Standby in" if config.get("autoScalingMode", "standby") == "standby" else (
+        "detach from")
+    actions = (
+        f"{leave} its Auto Scaling group (the group keeps its desired capacity), deregister "
+        "from every target group and classic load balancer and wait for draining, turn "
+        "termination protection on, shutdown behaviour to stop and DeleteOnTermination off, "
+        "disassociate its instance profile, tag its volumes, move to the isolating security "
+        "group '" + config["isolationGroupName"] + "'"
+    )
     if config["forensicSnapshot"]:
         actions += ", snapshot every volume for forensics"
     actions += ", stop"
@@ -503,10 +521,16 @@ def notices(
 
 def verified(plan: dict[str, Any], states: list[dict[str, Any]], attempt: int) -> dict[str, Any]:
     """One verify check from the account's ``states`` of every target (see
-    ``quarantine.inspect``): converged when each is stopped and isolated, with the notice."""
+    ``quarantine.inspect``): converged when each is stopped, isolated, out of service (in no
+    group in service, registered with no load balancer) and protected (termination protection
+    on, shutdown behaviour stop, no volume deleted on termination, no instance profile), with
+    the notice."""
     done = [item for item in states if item["quarantined"]]
     waiting = [item for item in states if not item["quarantined"]]
-    summary_text = f"{len(done):,} of {len(states):,} instance(s) stopped and isolated"
+    summary_text = (
+        f"{len(done):,} of {len(states):,} instance(s) stopped, isolated, out of service and "
+        "protected"
+    )
     code = plan["event"]["typeCode"].replace("AWS_ABUSE_", "").replace("_REPORT", "")
     lines = "\n".join(
         _counted([f"  - {state_line(item)}" for item in states[:LISTED]], len(states))
@@ -528,7 +552,9 @@ def verified(plan: dict[str, Any], states: list[dict[str, Any]], attempt: int) -
             + ", ".join(item["instanceId"] for item in states[:3]),
             f"Quarantine verified: {summary_text}.\n\n{lines}\n\n"
             "Each instance's before-state is recorded in its tags "
-            f"({BEFORE_STATE}, {BEFORE_GROUPS} on each interface). Investigate, "
+            f"({BEFORE_STATE}, opsflow:before-asg, -targets, -elbs, -protection, -profile; "
+            f"{BEFORE_GROUPS} on each interface); its volumes and snapshots are tagged with "
+            "the event, the instance and the execution. Investigate, "
             "then terminate, or restore by hand.",
         ),
     }
@@ -565,7 +591,10 @@ def state_line(item: dict[str, Any]) -> str:
         if item.get("quarantined")
         else ("isolated" if item.get("isolated") else "not isolated")
     )
-    return f"{item['instanceId']} ({item['region']}): {item['state']}, {flag}, groups {groups}"
+    line = f"{item['instanceId']} ({item['region']}): {item['state']}, {flag}, groups {groups}"
+    if "service" in item:
+        line += f", service {item['service'] or 'none'}, {item.get('protection') or 'unprotected'}"
+    return line
 
 
 def _before_line(before: dict[str, Any]) -> str:
@@ -573,7 +602,14 @@ def _before_line(before: dict[str, Any]) -> str:
     groups = sorted(
         {g for joined in before.get("interfaces") or [] for g in joined.split(",") if g}
     )
-    return f"{state}, groups {','.join(groups) or 'none'}"
+    line = f"{state}, groups {','.join(groups) or 'none'}"
+    if "service" in before:
+        line += f", service {before['service'] or 'none'}, {before.get('protection') or ''}"
+    return line
+
+
+def _parts(line: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in line.split(";") if "=" in part)
 
 
 def returned(before: dict[str, Any], now: dict[str, Any]) -> bool:
@@ -586,6 +622,15 @@ def returned(before: dict[str, Any], now: dict[str, Any]) -> bool:
         return False
     if "interfaces" not in before:  # no record of the interfaces
         return not now.get("isolated")
+    if "service" in before and "service" in now and now["service"] != before["service"]:
+        return False
+    if "protection" in before and "protection" in now:
+        was, now_parts = _parts(before["protection"]), _parts(now["protection"])
+        if any(now_parts.get(key) != value for key, value in was.items()):
+            return False
+        for key in ("deleteOnTermination", "profile"):
+            if key not in was and key in now_parts:
+                return False
     return bool(now.get("interfaces", []) == before["interfaces"])
 
 
@@ -634,7 +679,9 @@ def rollback_summary(
     elif mode == HOLD:
         cause = (
             f"Quarantine failed ({failure}). Rollback mode is 'hold': instances were left as "
-            f"they are for a person to finish. Changed from before: {left_text or 'none'}. "
+            f"they are (out of service, protected, isolated as far as the quarantine got) for "
+            f"a person to finish; each instance's before-state is in its opsflow:before-* tags. "
+            f"Changed from before: {left_text or 'none'}. "
             f"Final state: {finals}"
         )
         headline = "FAILED, instances held"

@@ -11,20 +11,24 @@ call and region) it happened on.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from botocore.exceptions import ClientError
+from health_abuse import service
 from health_abuse.plan import (
     BEFORE_GROUPS,
     BEFORE_STATE,
     ISOLATION_ROLE,
     ISOLATION_ROLE_TAG,
+    LISTED,
     QUARANTINED_BY,
     groups_by_interface,
     tags_of,
 )
+from health_abuse.service import read_record, split_record
 from runbook_kit.errors import (
     InvalidEvent,
     ResourceNotFound,
@@ -40,6 +44,16 @@ Batch = dict[str, list[str]]
 UNCHECKED_WITHOUT_GROUP = "not checked: the isolation group does not exist yet"
 FILTER_VALUES = 200
 """Values per EC2 filter in one Describe call."""
+
+
+BEFORE_PROTECTION = "opsflow:before-protection"
+BEFORE_DELETE_ON_TERMINATION = "opsflow:before-delete-on-termination"
+BEFORE_PROFILE = "opsflow:before-profile"
+FORENSIC_OF = "opsflow:forensic-of"
+EVENT = "opsflow:event"
+CONTAINED = "termination=true;shutdown=stop"
+"""The protections of a quarantined instance, as :func:`protection_line` writes them."""
+NO_DRY_RUN = "not checked: the API has no DryRun; would"
 
 
 class InstanceBusy(RunbookError):
@@ -213,8 +227,162 @@ def isolation_group(ec2: Any, vpc_id: str, name: str, dry_run: bool) -> tuple[st
     return group_id, "created"
 
 
+def protections(
+    ec2: Any, region: str, found: dict[str, dict[str, Any]], attributes: bool = True,
+    checking: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Instance ID → what keeps its disks and credentials: termination protection
+    (``termination``), shutdown behaviour (``shutdown``), the devices whose volume is deleted on
+    termination (``deleteOnTermination``), the instance profile (``profile``, ``association``).
+    Without ``attributes``, only what the instances' descriptions say (no termination
+    protection or shutdown behaviour, which EC2 gives one instance and attribute per call; the
+    profile without its association). ``checking`` (a verify): the shutdown behaviour is read
+    only of an instance whose record says the act changed it (else it is as recorded), the
+    profile from the description."""
+    result: dict[str, dict[str, Any]] = {}
+    for instance_id, instance in found.items():
+        if not attributes:
+            result[instance_id] = {
+                "termination": None, "shutdown": None,
+                "deleteOnTermination": sorted(
+                    m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])
+                    if (m.get("Ebs") or {}).get("DeleteOnTermination")
+                ),
+                "volumes": [],
+                "profile": (instance.get("IamInstanceProfile") or {}).get("Arn"),
+                "association": None,
+            }
+            continue
+        if checking:
+            recorded = dict(part.split("=", 1) for part in
+                            tags_of(instance).get(BEFORE_PROTECTION, "").split(";") if "=" in part)
+            changed_shutdown = recorded.get("shutdown", "unknown") != "stop"
+        termination = call(
+            f"DescribeInstanceAttribute of {instance_id} in {region}",
+            ec2.describe_instance_attribute, InstanceId=instance_id,
+            Attribute="disableApiTermination",
+        )["DisableApiTermination"]["Value"]
+        shutdown = "stop" if checking and not changed_shutdown else call(
+            f"DescribeInstanceAttribute of {instance_id} in {region}",
+            ec2.describe_instance_attribute, InstanceId=instance_id,
+            Attribute="instanceInitiatedShutdownBehavior",
+        )["InstanceInitiatedShutdownBehavior"]["Value"]
+        result[instance_id] = {
+            "termination": bool(termination),
+            "shutdown": shutdown,
+            "deleteOnTermination": sorted(
+                m["DeviceName"] for m in instance.get("BlockDeviceMappings", [])
+                if (m.get("Ebs") or {}).get("DeleteOnTermination")
+            ),
+            "volumes": sorted(
+                m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings", [])
+                if (m.get("Ebs") or {}).get("VolumeId")
+            ),
+            "profile": (instance.get("IamInstanceProfile") or {}).get("Arn") if checking else None,
+            "association": None,
+        }
+    for chunk in _chunks(sorted(found) if attributes and not checking else []):
+        paginator = ec2.get_paginator("describe_iam_instance_profile_associations")
+        try:
+            pages = list(paginator.paginate(Filters=[
+                {"Name": "instance-id", "Values": chunk},
+                {"Name": "state", "Values": ["associating", "associated"]},
+            ]))
+        except ClientError as error:
+            raise translate(error, f"DescribeIamInstanceProfileAssociations in {region}") from error
+        for page in pages:
+            for association in page.get("IamInstanceProfileAssociations", []):
+                if association["InstanceId"] in result:
+                    result[association["InstanceId"]].update(
+                        profile=association["IamInstanceProfile"]["Arn"],
+                        association=association["AssociationId"],
+                    )
+    return result
+
+
+def protection_line(protection: dict[str, Any]) -> str:
+    """One instance's protections, compact (the plan holds it for up to 1,000 instances)."""
+    parts = []
+    if protection["termination"] is not None:
+        parts.append(f"termination={str(protection['termination']).lower()}")
+    if protection["shutdown"] is not None:
+        parts.append(f"shutdown={protection['shutdown']}")
+    if protection["deleteOnTermination"]:
+        parts.append("deleteOnTermination=" + ",".join(protection["deleteOnTermination"]))
+    if protection["profile"]:
+        parts.append(f"profile={protection['profile']}")
+    return ";".join(parts)
+
+
+def _protection_record(now: dict[str, Any]) -> list[dict[str, str]]:
+    tags = [{"Key": BEFORE_PROTECTION, "Value":
+             f"termination={str(now['termination']).lower()};shutdown={now['shutdown']}"}]
+    tags += split_record(BEFORE_DELETE_ON_TERMINATION, now["deleteOnTermination"])
+    if now["profile"]:
+        tags.append({"Key": BEFORE_PROFILE, "Value": now["profile"]})
+    return tags
+
+
+def _tag_alike(ec2: Any, region: str, records: dict[str, list[dict[str, str]]]) -> None:
+    """Tag each resource with its record, one CreateTags call per distinct record."""
+    alike: dict[str, list[str]] = {}
+    for resource, tags in records.items():
+        alike.setdefault(json.dumps(tags, sort_keys=True), []).append(resource)
+    for key, resources in sorted(alike.items()):
+        _tag(ec2, f"CreateTags on {', '.join(resources[:3])} in {region}", sorted(resources),
+             json.loads(key))
+
+
+def _protect(
+    ec2: Any, region: str, instance_id: str, now: dict[str, Any],
+    dry_run: bool, checked: Callable[[str, str], None],
+) -> None:
+    """Termination protection on, shutdown behaviour ``stop``, no volume deleted on
+    termination, the instance profile disassociated (recorded before, see
+    :func:`_protection_record`), each only if needed (a retry repeats nothing)."""
+    changes: list[tuple[str, dict[str, Any]]] = []
+    if not now["termination"]:
+        changes.append(("terminationProtection", {"DisableApiTermination": {"Value": True}}))
+    if now["shutdown"] != "stop":
+        changes.append(("shutdownBehavior", {"InstanceInitiatedShutdownBehavior": {"Value": "stop"}}))
+    if now["deleteOnTermination"]:
+        changes.append(("deleteOnTermination", {"BlockDeviceMappings": [
+            {"DeviceName": device, "Ebs": {"DeleteOnTermination": False}}
+            for device in now["deleteOnTermination"]
+        ]}))
+    for name, change in changes:
+        what = f"ModifyInstanceAttribute ({name}) of {instance_id} in {region}"
+        if dry_run:
+            checked(name, _dry(what, ec2.modify_instance_attribute, InstanceId=instance_id, **change))
+            continue
+        call(what, ec2.modify_instance_attribute, InstanceId=instance_id, **change)
+    if now["association"]:
+        if dry_run:
+            checked("disassociateIamInstanceProfile", f"{NO_DRY_RUN} disassociate")
+            return
+        call(f"DisassociateIamInstanceProfile of {instance_id} in {region}",
+             ec2.disassociate_iam_instance_profile, AssociationId=now["association"])
+
+
+def _tag_volumes(
+    ec2: Any, region: str, instance_id: str, volumes: list[str], execution: str, event: str,
+    dry_run: bool, checked: Callable[[str, str], None],
+) -> None:
+    if not volumes:
+        return
+    tags = [{"Key": QUARANTINED_BY, "Value": execution}, {"Key": FORENSIC_OF, "Value": instance_id}]
+    if event:
+        tags.append({"Key": EVENT, "Value": event})
+    what = f"CreateTags on the volumes of {instance_id} in {region}"
+    if dry_run:
+        checked("tagVolumes", _dry(what, ec2.create_tags, Resources=volumes, Tags=tags))
+        return
+    call(what, ec2.create_tags, Resources=volumes, Tags=tags)
+
+
 def isolate(
-    ec2_for: Ec2For, batch: Batch, group_name: str, execution: str, dry_run: bool
+    ec2_for: Ec2For, batch: Batch, group_name: str, execution: str, dry_run: bool,
+    event: str = "",
 ) -> dict[str, Any]:
     """Record each instance's before-state, then move every network interface of it to the
     isolating group of its VPC. Returns what was done (or, for a dry run, checked), counted."""
@@ -238,6 +406,17 @@ def isolate(
             for instance_id in ids
             for eni in enis(found[instance_id])
         ]
+        guarded = protections(ec2, region, found)
+        if not dry_run:
+            _tag_alike(ec2, region, {
+                instance_id: _protection_record(guarded[instance_id]) for instance_id in ids
+                if tags_of(found[instance_id]).get(QUARANTINED_BY) == execution
+                and BEFORE_PROTECTION not in tags_of(found[instance_id])
+            })
+        for instance_id in ids:
+            _protect(ec2, region, instance_id, guarded[instance_id], dry_run, checked)
+            _tag_volumes(ec2, region, instance_id, guarded[instance_id]["volumes"], execution,
+                         event, dry_run, checked)
         if dry_run:
             checked("createTags", _dry(
                 "CreateTags", ec2.create_tags, Resources=ids,
@@ -305,8 +484,11 @@ def isolate(
     return {**result, "interfacesMoved": counts["interfacesMoved"]}
 
 
-def snapshot(ec2_for: Ec2For, batch: Batch, execution: str, dry_run: bool) -> dict[str, Any]:
-    """Snapshot every EBS volume of each instance, crash-consistent across its volumes."""
+def snapshot(
+    ec2_for: Ec2For, batch: Batch, execution: str, dry_run: bool, event: str = ""
+) -> dict[str, Any]:
+    """Snapshot every EBS volume of each instance, crash-consistent across its volumes, each
+    snapshot tagged with the execution, the instance and the event."""
     snapshots = 0
     checks: Counter[str] = Counter()
 
@@ -322,7 +504,8 @@ def snapshot(ec2_for: Ec2For, batch: Batch, execution: str, dry_run: bool) -> di
                         "ResourceType": "snapshot",
                         "Tags": [
                             {"Key": QUARANTINED_BY, "Value": execution},
-                            {"Key": "opsflow:forensic-of", "Value": instance_id},
+                            {"Key": FORENSIC_OF, "Value": instance_id},
+                            *([{"Key": EVENT, "Value": event}] if event else []),
                         ],
                     }
                 ],
@@ -363,10 +546,14 @@ def stop(ec2_for: Ec2For, batch: Batch, dry_run: bool) -> dict[str, Any]:
 
 
 def inspect(
-    ec2_for: Ec2For, targets: Iterable[dict[str, Any]], group_name: str
+    ec2_for: Ec2For, targets: Iterable[dict[str, Any]], group_name: str,
+    client_for: service.Client = service.client, every: bool = True,
 ) -> list[dict[str, Any]]:
     """The current state of each target (``{"instanceId", "region"}``): power state, groups,
-    whether it is quarantined."""
+    service (Auto Scaling, load balancers) and protections, whether it is quarantined: stopped,
+    isolated, out of service and protected. ``every``: read the service and protections of
+    every target (a report); else only of those stopped and isolated (a verify check: the
+    rest are not quarantined anyway)."""
     wanted = {t["instanceId"]: [t["region"]] for t in targets}
     found = find_instances(ec2_for, wanted)
     report = []
@@ -413,11 +600,57 @@ def inspect(
                 "quarantined": gone or (isolated and state == "stopped"),
             }
         )
+    by_region: dict[str, list[dict[str, Any]]] = {}
+    for item in report:
+        if item["state"] in ("missing", "terminated", "shutting-down"):
+            continue
+        if every or item["quarantined"]:
+            by_region.setdefault(item["region"], []).append(item)
+    # A report reads every protection of the instances it lists (the first LISTED); of the
+    # rest, what their descriptions say (their before-states hold no more).
+    listed = {item["instanceId"] for item in report[:LISTED]}
+    for region, items in sorted(by_region.items()):
+        lines = service.look(client_for, region, [i["instanceId"] for i in items])
+        ec2 = ec2_for(region)
+        guarded = protections(ec2, region, {
+            i["instanceId"]: found[i["instanceId"]] for i in items
+            if not every or i["instanceId"] in listed
+        }, checking=not every)
+        if every:
+            guarded.update(protections(ec2, region, {
+                i["instanceId"]: found[i["instanceId"]] for i in items
+                if i["instanceId"] not in listed
+            }, attributes=False))
+        for item in items:
+            item["service"] = lines[item["instanceId"]]
+            item["protection"] = protection_line(guarded[item["instanceId"]])
+            contained = not service.in_service(item["service"]) and item["protection"] == CONTAINED
+            item["contained"] = contained
+            item["quarantined"] = item["quarantined"] and contained
     return report
 
 
+def before_service(
+    ec2_for: Ec2For, found: dict[str, dict[str, Any]], client_for: service.Client = service.client
+) -> dict[str, tuple[str, str]]:
+    """Instance ID → (service line, protection line) of each found instance, as detected (the
+    protections its description gives: volumes deleted on termination, instance profile; its
+    termination protection and shutdown behaviour are recorded in its tags when it is acted on)."""
+    by_region: dict[str, dict[str, dict[str, Any]]] = {}
+    for instance_id, instance in found.items():
+        by_region.setdefault(instance["Region"], {})[instance_id] = instance
+    result: dict[str, tuple[str, str]] = {}
+    for region, instances in sorted(by_region.items()):
+        lines = service.look(client_for, region, sorted(instances))
+        guarded = protections(ec2_for(region), region, instances, attributes=False)
+        for instance_id in instances:
+            result[instance_id] = (lines[instance_id], protection_line(guarded[instance_id]))
+    return result
+
+
 def _restore_one(
-    ec2: Any, instance: dict[str, Any], region: str, execution: str, recorded: dict[str, str]
+    ec2: Any, instance: dict[str, Any], region: str, execution: str, recorded: dict[str, str],
+    client_for: service.Client,
 ) -> dict[str, Any]:
     """Return one instance to the before-state recorded by ``execution`` (``recorded``: each
     interface's recorded groups). Instances this execution did not quarantine (untouched, or
@@ -455,16 +688,54 @@ def _restore_one(
             call(f"StartInstances of {instance_id} in {region}", ec2.start_instances,
                  InstanceIds=[instance_id])
             started = True
-    call(
-        f"DeleteTags on {instance_id} in {region}",
-        ec2.delete_tags,
-        Resources=[instance_id],
-        Tags=[{"Key": QUARANTINED_BY}, {"Key": BEFORE_STATE}],
+    _unprotect(ec2, region, instance_id, tags)
+    returned = service.give_back(client_for, region, instance)
+    forget = [
+        {"Key": key} for key in sorted(tags)
+        if key in (QUARANTINED_BY, BEFORE_STATE, BEFORE_PROTECTION, BEFORE_PROFILE,
+                   service.BEFORE_ASG)
+        or any(key in service.record_keys(tags, record) for record in (
+            BEFORE_DELETE_ON_TERMINATION, service.BEFORE_TARGETS, service.BEFORE_ELBS))
+    ]
+    call(f"DeleteTags on {instance_id} in {region}", ec2.delete_tags,
+         Resources=[instance_id], Tags=forget)
+    return {"restored": bool(restored_groups) or before_state is not None, "started": started,
+            "service": returned}
+
+
+def _unprotect(ec2: Any, region: str, instance_id: str, tags: dict[str, str]) -> None:
+    """Give an instance back the protections its tags record (the reverse of ``_protect``)."""
+    recorded = dict(
+        part.split("=", 1) for part in tags.get(BEFORE_PROTECTION, "").split(";") if "=" in part
     )
-    return {"restored": bool(restored_groups) or before_state is not None, "started": started}
+    what = f"ModifyInstanceAttribute of {instance_id} in {region}"
+    if tags.get(BEFORE_PROFILE):
+        current = call(
+            f"DescribeIamInstanceProfileAssociations of {instance_id} in {region}",
+            ec2.describe_iam_instance_profile_associations,
+            Filters=[{"Name": "instance-id", "Values": [instance_id]},
+                     {"Name": "state", "Values": ["associating", "associated"]}],
+        )["IamInstanceProfileAssociations"]
+        if not current:
+            call(f"AssociateIamInstanceProfile of {instance_id} in {region}",
+                 ec2.associate_iam_instance_profile, InstanceId=instance_id,
+                 IamInstanceProfile={"Arn": tags[BEFORE_PROFILE]})
+    devices = read_record(tags, BEFORE_DELETE_ON_TERMINATION)
+    if devices:
+        call(what, ec2.modify_instance_attribute, InstanceId=instance_id, BlockDeviceMappings=[
+            {"DeviceName": device, "Ebs": {"DeleteOnTermination": True}} for device in devices
+        ])
+    if recorded.get("shutdown") and recorded["shutdown"] != "stop":
+        call(what, ec2.modify_instance_attribute, InstanceId=instance_id,
+             InstanceInitiatedShutdownBehavior={"Value": recorded["shutdown"]})
+    if recorded.get("termination") == "false":
+        call(what, ec2.modify_instance_attribute, InstanceId=instance_id,
+             DisableApiTermination={"Value": False})
 
 
-def restore(ec2_for: Ec2For, batch: Batch, execution: str) -> dict[str, Any]:
+def restore(
+    ec2_for: Ec2For, batch: Batch, execution: str, client_for: service.Client = service.client
+) -> dict[str, Any]:
     """Return every instance of the batch to the before-state ``execution`` recorded, each as
     far as it goes: a failure on one does not keep the others from being restored. Then, while
     any instance is still stopping, the call fails ``InstanceBusy`` naming them (the state
@@ -486,7 +757,7 @@ def restore(ec2_for: Ec2For, batch: Batch, execution: str) -> dict[str, Any]:
                 counts["missing"] += 1
                 continue
             try:
-                result = _restore_one(ec2, instance, region, execution, recorded)
+                result = _restore_one(ec2, instance, region, execution, recorded, client_for)
             except InstanceBusy as error:
                 busy.append(str(error))
                 continue
@@ -495,6 +766,7 @@ def restore(ec2_for: Ec2For, batch: Batch, execution: str) -> dict[str, Any]:
                 continue
             counts["restored" if result["restored"] else "untouched"] += 1
             counts["started"] += int(result.get("started", False))
+            counts["returnedToService"] += int(bool(result.get("service")))
 
     _each_region(batch, one)
     if busy:
@@ -505,3 +777,22 @@ def restore(ec2_for: Ec2For, batch: Batch, execution: str) -> dict[str, Any]:
     if failed:
         raise failed[0]
     return {key: value for key, value in counts.items() if value}
+
+
+def take_out_of_service(
+    ec2_for: Ec2For, client_for: service.Client, batch: Batch, mode: str, execution: str,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """Record each instance's before-state and take it out of service (see
+    :func:`health_abuse.service.take_out`), region by region."""
+    counts: Counter[str] = Counter()
+
+    def one(region: str, ids: list[str]) -> None:
+        found = _described(ec2_for, region, ids)
+        counts.update(service.take_out(client_for, region, found, mode, execution, dry_run))
+
+    _each_region(batch, one)
+    result: dict[str, Any] = {"instances": sum(len(ids) for ids in batch.values())}
+    if dry_run:
+        return {"dryRun": True, **result, "checks": dict(counts)}
+    return {**result, **counts}

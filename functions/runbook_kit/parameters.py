@@ -29,6 +29,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Type": "String",
         "Default": "",
     },
+    "AutoScalingMode": {
+        "Type": "String",
+        "Default": "standby",
+        "AllowedValues": ["standby", "detach"],
+    },
     "DryRun": {
         "Type": "String",
         "Default": "true",
@@ -205,6 +210,7 @@ SETTINGS: dict[str, dict[str, str | None]] = {
         "regions": "InstanceRegions",
         "isolationGroupName": "IsolationGroupName",
         "forensicSnapshot": "ForensicSnapshot",
+        "autoScalingMode": "AutoScalingMode",
         "rollbackMode": "RollbackMode",
         "pollSeconds": "VerifyPollSeconds",
         "maxPolls": "VerifyMaxPolls",

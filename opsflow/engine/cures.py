@@ -117,6 +117,63 @@ def _cure_eni_groups() -> None:
     NetworkInterface.group_set = property(_eni_groups())
 
 
+def _in_service_targets() -> Any:
+    """An Auto Scaling group's target groups, kept as AWS keeps them."""
+
+    def update_attached_target_groups(self: Any, group_name: str) -> None:
+        group = self.autoscaling_groups[group_name]
+        if not group.target_group_arns:
+            return
+        serving = {state.instance.id for state in group.active_instances()}
+        resting = {state.instance.id for state in group.instance_states} - serving
+        for target_group in self.elbv2_backend.describe_target_groups(
+            target_group_arns=group.target_group_arns, load_balancer_arn=None, names=None
+        ):
+            target_group.register([{"Id": i, "Port": target_group.port} for i in sorted(serving)])
+            # Scale-in deregisters what it terminates; moto terminates and leaves the target.
+            gone = {
+                i for i in target_group.targets
+                if (instance := self.ec2_backend.get_instance_by_id(i)) is not None
+                and instance.state in ("terminated", "shutting-down")
+            }
+            leaving = [{"Id": i} for i in sorted(resting | gone) if i in target_group.targets]
+            if leaving:
+                target_group.deregister(leaving)
+
+    return update_attached_target_groups
+
+
+def _cure_standby_targets() -> None:
+    """moto registers every member of an Auto Scaling group with the group's target groups,
+    Standby ones too, at every change of the group; AWS registers the members in service and
+    deregisters an instance that enters Standby (EC2 Auto Scaling user guide, "Temporarily
+    remove instances from your Auto Scaling group") and one that a scale-in terminates."""
+    from moto.autoscaling.models import AutoScalingBackend
+
+    AutoScalingBackend.update_attached_target_groups = _in_service_targets()  # type: ignore[method-assign]
+
+
+def _cure_shutdown_behavior() -> None:
+    """moto's ModifyInstanceAttribute ignores ``InstanceInitiatedShutdownBehavior`` and falls
+    through to replacing the instance's security groups with none; EC2 sets the shutdown
+    behaviour (``stop`` or ``terminate``)."""
+    from moto.ec2.responses.instances import InstanceResponse
+
+    original = InstanceResponse._dot_value_instance_attribute_handler
+
+    def handler(self: Any) -> bool:
+        value = self._get_param("InstanceInitiatedShutdownBehavior.Value")
+        if value is None:
+            return bool(original(self))
+        self.error_on_dryrun()
+        self.ec2_backend.modify_instance_attribute(
+            self._get_param("InstanceId"), "instance_initiated_shutdown_behavior", value
+        )
+        return True
+
+    InstanceResponse._dot_value_instance_attribute_handler = handler  # type: ignore[method-assign]
+
+
 def _virtual_time() -> None:
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         CLOCK.advance(wait_seconds)
@@ -801,6 +858,8 @@ def install() -> VirtualClock:
             _cure_error_names()
             _cure_datetimes()
             _cure_eni_groups()
+            _cure_standby_targets()
+            _cure_shutdown_behavior()
             _quiet()
             _history_hook()
             _cache_parse_trees()

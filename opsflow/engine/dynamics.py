@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from moto.ec2.models.instances import Instance
+from moto.elbv2.models import FakeTargetGroup
 
-from opsflow.engine.boundary import Boundary
+from opsflow.engine.boundary import HANG, Boundary
 from opsflow.engine.clock import VirtualClock
 
 _original_stop = Instance.stop
@@ -69,6 +70,7 @@ def deactivate() -> None:
     global _active
     _active = None
     Instance.stop = _original_stop  # type: ignore[method-assign]
+    deactivate_draining()
 
 
 class Route53Dynamics:
@@ -110,3 +112,100 @@ class Route53Dynamics:
     def activate(self) -> None:
         self.boundary.after_call.append(self.after)
         self.boundary.overrides[("route53", "GetChange")] = self.get_change
+
+
+class TargetDraining:
+    """A deregistered target drains: ``DescribeTargetHealth`` reports it ``draining``
+    (``Target.DeregistrationInProgress``) for its target group's
+    ``deregistration_delay.timeout_seconds`` of virtual time, then no more; moto forgets it at
+    once. This holds however it was deregistered (``DeregisterTargets``, or its Auto Scaling
+    group when it enters Standby or is detached). With the fault ``elbv2:DeregisterTargets=Hang``
+    every deregistered target drains for ever; registering it again ends its draining."""
+
+    def __init__(self, clock: VirtualClock, boundary: Boundary) -> None:
+        self.clock = clock
+        self.boundary = boundary
+        self._draining: dict[tuple[str, str], tuple[dict[str, Any], datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def deregistered(self, group: Any, targets: list[dict[str, Any]]) -> None:
+        hang = any(
+            (f.service, f.operation, f.code) == ("elbv2", "DeregisterTargets", HANG)
+            for f in self.boundary.faults
+        )
+        delay = float(group.attributes.get("deregistration_delay.timeout_seconds", 300))
+        due = None if hang else self.clock.now() + timedelta(seconds=delay)
+        with self._lock:
+            for target in targets:
+                self._draining[(group.arn, target["Id"])] = (
+                    {"Id": target["Id"], "Port": int(target.get("Port") or group.port)}, due)
+
+    def registered(self, group: Any, targets: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for target in targets:
+                self._draining.pop((group.arn, target["Id"]), None)
+
+    def after(self, service: str, operation: str, params: Any, result: Any) -> None:
+        if (service, operation) != ("elbv2", "DescribeTargetHealth"):
+            return
+        arn = str(params.get("TargetGroupArn", ""))
+        now = self.clock.now()
+        asked = {t["Id"] for t in params.get("Targets", [])}
+        registered = {
+            d["Target"]["Id"] for d in result.get("TargetHealthDescriptions", [])
+            if (d.get("TargetHealth") or {}).get("Reason") != "Target.NotRegistered"
+        }
+        with self._lock:
+            for (group, target_id), (target, due) in list(self._draining.items()):
+                if group != arn:
+                    continue
+                if due is not None and due <= now:
+                    del self._draining[(group, target_id)]
+                    continue
+                if target_id in registered or (asked and target_id not in asked):
+                    continue
+                descriptions = [
+                    d for d in result.get("TargetHealthDescriptions", [])
+                    if d["Target"]["Id"] != target_id
+                ]
+                descriptions.append({
+                    "Target": target,
+                    "TargetHealth": {
+                        "State": "draining",
+                        "Reason": "Target.DeregistrationInProgress",
+                        "Description": "Target deregistration is in progress",
+                    },
+                })
+                result["TargetHealthDescriptions"] = descriptions
+
+    def activate(self) -> None:
+        global _draining
+        _draining = self
+        FakeTargetGroup.register = _register  # type: ignore[method-assign]
+        FakeTargetGroup.deregister = _deregister  # type: ignore[method-assign]
+        self.boundary.after_call.append(self.after)
+
+
+_draining: TargetDraining | None = None
+_original_register = FakeTargetGroup.register
+_original_deregister = FakeTargetGroup.deregister
+
+
+def _register(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    _original_register(self, targets)
+    if _draining is not None:
+        _draining.registered(self, targets)
+
+
+def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+    known = [dict(self.targets[t["Id"]]) for t in targets if t["Id"] in self.targets]
+    _original_deregister(self, targets)
+    if _draining is not None:
+        _draining.deregistered(self, known)
+
+
+def deactivate_draining() -> None:
+    global _draining
+    _draining = None
+    FakeTargetGroup.register = _original_register  # type: ignore[method-assign]
+    FakeTargetGroup.deregister = _original_deregister  # type: ignore[method-assign]

@@ -132,6 +132,8 @@ def snapshot(
             view[(rid, region, f"tag:{key}")] = value
         for eni, groups in r.get("interfaces", {}).items():
             view[(rid, region, f"groups:{eni}")] = ",".join(groups)
+    if account is not None:
+        view.update(serving(regions, account))
     ddb = _client("dynamodb", "us-east-1")
     for table in tables:
         for item in ddb.scan(TableName=table).get("Items", []):
@@ -143,6 +145,45 @@ def snapshot(
         except ssm.exceptions.ParameterNotFound:
             value = None
         view[(name, "us-east-1", "value")] = value
+    return view
+
+
+def serving(regions: list[str], account: str) -> dict[Key, Any]:
+    """What keeps an instance in service and its disks and credentials alive, from moto's
+    backends: Auto Scaling groups (desired capacity, each member's lifecycle state),
+    target groups and classic load balancers (registered instances, draining ones as the
+    engine reports them), and each instance's termination protection, shutdown behaviour,
+    volumes deleted on termination and instance profile."""
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.ec2.models import ec2_backends
+    from moto.elb.models import elb_backends
+    from moto.elbv2.models import elbv2_backends
+
+    view: dict[Key, Any] = {}
+    for region in regions:
+        for group in list(autoscaling_backends[account][region].autoscaling_groups.values()):
+            view[(f"asg/{group.name}", region, "desired")] = group.desired_capacity
+            for member in list(group.instance_states):
+                view[(member.instance.id, region, f"asg:{group.name}")] = member.lifecycle_state
+        for target_group in list(elbv2_backends[account][region].target_groups.values()):
+            for target in list(target_group.targets.values()):
+                view[(target["Id"], region, f"target:{target_group.name}")] = "registered"
+        for balancer in list(elb_backends[account][region].load_balancers.values()):
+            for instance_id in list(balancer.instance_ids):
+                view[(instance_id, region, f"elb:{balancer.name}")] = "registered"
+        backend = ec2_backends[account][region]
+        profiles = {
+            association.instance.id: association.iam_instance_profile.arn
+            for association in list(backend.iam_instance_profile_associations.values())
+        }
+        for reservation in list(backend.reservations.values()):
+            for i in list(reservation.instances):
+                view[(i.id, region, "terminationProtection")] = bool(i.disable_api_termination)
+                view[(i.id, region, "shutdownBehavior")] = i.instance_initiated_shutdown_behavior
+                view[(i.id, region, "profile")] = profiles.get(i.id)
+                for device, mapping in list(i.block_device_mapping.items()):
+                    view[(i.id, region, f"deleteOnTermination:{device}")] = bool(
+                        mapping.delete_on_termination)
     return view
 
 

@@ -301,6 +301,7 @@ class LocalEngine:
         limits.register(self.boundary, self.clock)
         self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
         dynamics.Route53Dynamics(self.clock, self.boundary).activate()
+        dynamics.TargetDraining(self.clock, self.boundary).activate()
         api.activate(self.boundary)
         dynamics.activate(self.dynamics)
         with api.bypass():

@@ -120,12 +120,18 @@ def foreign_names(event: Any) -> dict[str, str]:
 
 
 def touched_instances(effects: list[dict[str, Any]]) -> set[str]:
+    """Instances that existed before the run and whose power state or groups it changed (an
+    instance launched during the run, such as an Auto Scaling group's replacement for a member
+    taken out of service, was not acted on)."""
+    launched = {
+        str(e["resource"]) for e in effects if e["field"] == "exists" and e["before"] == "absent"
+    }
     return {
         str(e["resource"])
         for e in effects
         if str(e["resource"]).startswith("i-")
         and (e["field"] == "state" or e["field"].startswith("groups:"))
-    }
+    } - launched
 
 
 def foreign_event(scenario: str, event: Any) -> str | None:

@@ -944,3 +944,65 @@ def test_moto_writes_query_responses_with_the_fast_writer() -> None:
     assert serialize.xmltodict.unparse({"a": {"@n": "1", "b": [1, None]}},
                                        full_document=False, short_empty_elements=True,
                                        pretty=False) == '<a n="1"><b>1</b><b/></a>'
+
+
+# ------------------------------------------------------------------------- Auto Scaling, ELB
+def _served_instance(name: str) -> tuple[str, str]:
+    """An instance in service in a new Auto Scaling group with a target group; (ID, TG ARN)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24")["Subnet"]["SubnetId"]
+    instance = ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=subnet)[
+        "Instances"][0]["InstanceId"]
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": IMAGE_ID})
+    target_group = boto3.client("elbv2", region_name=REGION).create_target_group(
+        Name=name, Protocol="TCP", Port=443, VpcId=vpc, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name},
+        MinSize=0, MaxSize=3, DesiredCapacity=0, VPCZoneIdentifier=subnet,
+        TargetGroupARNs=[target_group])
+    autoscaling.attach_instances(AutoScalingGroupName=name, InstanceIds=[instance])
+    return instance, target_group
+
+
+def _targets(target_group: str) -> set[str]:
+    health = boto3.client("elbv2", region_name=REGION).describe_target_health(
+        TargetGroupArn=target_group)["TargetHealthDescriptions"]
+    return {d["Target"]["Id"] for d in health}
+
+
+def test_a_standby_member_stays_out_of_its_groups_target_groups(aws: None) -> None:
+    instance, target_group = _served_instance("cure-standby")
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    assert instance in _targets(target_group)
+    autoscaling.enter_standby(AutoScalingGroupName="cure-standby", InstanceIds=[instance],
+                              ShouldDecrementDesiredCapacity=False)
+    assert instance not in _targets(target_group)
+    # Any later change of the group (here, its desired capacity) must not register it again.
+    autoscaling.set_desired_capacity(AutoScalingGroupName="cure-standby", DesiredCapacity=2)
+    assert instance not in _targets(target_group)
+    assert len(_targets(target_group)) == 2
+    autoscaling.exit_standby(AutoScalingGroupName="cure-standby", InstanceIds=[instance])
+    assert instance in _targets(target_group)
+    # A scale-in deregisters the instance it terminates.
+    autoscaling.set_instance_protection(AutoScalingGroupName="cure-standby",
+                                        InstanceIds=[instance], ProtectedFromScaleIn=True)
+    autoscaling.set_desired_capacity(AutoScalingGroupName="cure-standby", DesiredCapacity=1)
+    assert _targets(target_group) == {instance}
+
+
+def test_modify_instance_attribute_sets_the_shutdown_behaviour(aws: None) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    group = ec2.create_security_group(GroupName="cure-shutdown", Description="x")["GroupId"]
+    instance = ec2.run_instances(ImageId=IMAGE_ID, MinCount=1, MaxCount=1,
+                                 SecurityGroupIds=[group])["Instances"][0]["InstanceId"]
+    ec2.modify_instance_attribute(InstanceId=instance,
+                                  InstanceInitiatedShutdownBehavior={"Value": "terminate"})
+    value = ec2.describe_instance_attribute(
+        InstanceId=instance, Attribute="instanceInitiatedShutdownBehavior"
+    )["InstanceInitiatedShutdownBehavior"]["Value"]
+    assert value == "terminate"
+    described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+    assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]

@@ -39,6 +39,7 @@ RAW_SETTINGS: dict[str, Any] = {
     "regions": "us-east-1,eu-west-1",
     "isolationGroupName": "opsflow-isolation",
     "forensicSnapshot": "true",
+    "autoScalingMode": "standby",
     "rollbackMode": "restore",
     "pollSeconds": "15",
     "maxPolls": "20",
@@ -608,6 +609,7 @@ def test_template_strings_are_parsed() -> None:
         "regions": ["us-east-1", "eu-west-1"],
         "isolationGroupName": "opsflow-isolation",
         "forensicSnapshot": True,
+        "autoScalingMode": "standby",
         "rollbackMode": "restore",
         "pollSeconds": 15,
         "maxPolls": 20,
@@ -1612,12 +1614,13 @@ def test_a_verify_check_of_a_thousand_is_bounded() -> None:
               for t in plan.targets_of(result)]
     check = plan.verified(result, states, 2)
     assert (check["attempt"], check["converged"]) == (3, False)
-    assert check["summary"].startswith("0 of 1,000 instance(s) stopped and isolated; waiting for")
+    assert check["summary"].startswith("0 of 1,000 instance(s) stopped, isolated, out of service and protected; waiting for")
     assert "and 997 more" in check["summary"]
     assert plan.payload_size(check) < 16 * 1024
     done = plan.verified(result, [{**s, "state": "stopped", "quarantined": True} for s in states], 0)
     assert done["converged"] is True
-    assert done["summary"] == "1,000 of 1,000 instance(s) stopped and isolated"
+    assert done["summary"] == (
+        "1,000 of 1,000 instance(s) stopped, isolated, out of service and protected")
 
 
 def test_a_rollback_report_of_a_thousand_is_bounded() -> None:

@@ -10,7 +10,8 @@ Each cell runs the main event on a fresh account with one fault:
 * ``throttled``: the service's own throttling code, twice (``=ThrottlingException*2``);
 * ``denied``: the service's own denial code, always (the code IAM enforcement answers with);
 * ``hangs``: the change never completes (``=Hang``), where the engine emulates it:
-  ``ec2:StopInstances`` and ``route53:ChangeResourceRecordSets``; every other cell of the column
+  ``ec2:StopInstances``, ``route53:ChangeResourceRecordSets`` and ``elbv2:DeregisterTargets``
+  (its targets never finish draining); every other cell of the column
   is reported as skipped, with that reason.
 
 and passes when the run ended consistent, judged from the account (``execution.effects``, the
@@ -50,7 +51,7 @@ from opsflow.engine.runner import LocalEngine
 from opsflow.template import ROOT
 from workflows.catalog import SCENARIOS
 
-HANGS = ("ec2:StopInstances", "route53:ChangeResourceRecordSets")
+HANGS = ("ec2:StopInstances", "route53:ChangeResourceRecordSets", "elbv2:DeregisterTargets")
 """The operations whose ``Hang`` the engine emulates (opsflow/engine/dynamics.py)."""
 KINDS = ("throttled", "denied", "hangs")
 MAIN = {scenario: s.sample_event for scenario, s in SCENARIOS.items()}
@@ -200,10 +201,26 @@ def acted_on(scenario: str, effect: dict[str, Any]) -> bool:
     """Whether an effect is on what the runbook acts on (not its own records or evidence)."""
     resource, name = str(effect["resource"]), str(effect["field"])
     if scenario == "health-abuse":
-        return resource.startswith("i-") and (name == "state" or name.startswith("groups:"))
+        if resource.startswith("asg/"):
+            return name == "desired"
+        return resource.startswith("i-") and (
+            name in SERVING_FIELDS or name.startswith(("groups:", *SERVING_PREFIXES)))
     if scenario == "region-failover":
         return name in ("weight", "traffic dial")
     return resource.startswith("quota-request/")
+
+
+SERVING_FIELDS = ("state", "terminationProtection", "shutdownBehavior", "profile")
+SERVING_PREFIXES = ("asg:", "target:", "elb:", "deleteOnTermination:")
+"""What a quarantine changes on an instance besides its groups and power state: its service
+(Auto Scaling, load balancers) and its protections (``opsflow/engine/observe.py``)."""
+
+
+def launched(effects: list[dict[str, Any]]) -> set[str]:
+    """Instances the run's account gained (an Auto Scaling group's replacement for a member
+    taken out of service): not acted on by the runbook."""
+    return {str(e["resource"]) for e in effects
+            if e["field"] == "exists" and e["before"] == "absent"}
 
 
 def material(scenario: str, effects: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -213,7 +230,8 @@ def material(scenario: str, effects: list[dict[str, Any]]) -> dict[tuple[str, st
     created = {e["resource"]: e["after"] for e in effects
                if e["resource"].startswith("sg-") and e["field"] == "tag:GroupName"}
     found: dict[tuple[str, str], Any] = {}
-    for e in filter(lambda e: acted_on(scenario, e), effects):
+    new = launched(effects)
+    for e in filter(lambda e: acted_on(scenario, e) and e["resource"] not in new, effects):
         resource, name, after = str(e["resource"]), str(e["field"]), e["after"]
         if name.startswith("groups:") and after:
             after = ",".join(sorted(created.get(g, g) for g in str(after).split(",")))
@@ -229,6 +247,28 @@ def named_in(scenario: str, cause: str, effect: dict[str, Any]) -> bool:
     if scenario == "health-abuse":
         # "<id> (<region>): <state>, <isolation>, groups <g1>,<g2>" (one clause per instance)
         clauses = [c for c in re.split(r"[;.] ", cause) if resource in c]
+        if resource.startswith("asg/"):
+            return True  # a group's capacity follows from its members, each named
+        if name.startswith(("asg:", "target:", "elb:")):
+            kind, _, what = name.partition(":")
+            key = {"asg": "asg", "target": "tg", "elb": "elb"}[kind]
+            shown = [re.search(r"service (\S+)", c) for c in clauses]
+            services = [m.group(1) for m in shown if m]
+            if after is None:
+                return any(f"{key}={what}" not in line for line in services)
+            if kind == "asg":
+                return any(f"asg={what}:{after}" in line for line in services)
+            return any(f"{key}={what}" in line for line in services)
+        if name == "terminationProtection":
+            return any(f"termination={str(after).lower()}" in c for c in clauses)
+        if name == "shutdownBehavior":
+            return any(f"shutdown={after}" in c for c in clauses)
+        if name == "profile":
+            return any((f"profile={after}" in c) if after else ("profile=" not in
+                       c.split(" (before:")[0]) for c in clauses)
+        if name.startswith("deleteOnTermination:"):
+            device = name.split(":", 1)[1]
+            return any((device in c.split(" (before:")[0]) == bool(after) for c in clauses)
         if name == "state":
             return any(re.search(rf"{resource} \([a-z0-9-]+\): {after}\b", c) for c in clauses)
         return any(all(g in c for g in str(after).split(",")) for c in clauses)
@@ -256,10 +296,12 @@ def inconsistency(scenario: str, execution: Any) -> str | None:
         return None
     if execution.status == "FAILED" and execution.error == "Runbook.Escalated":
         cause = execution.cause or ""
+        new = launched(execution.effects)
         missing = [
             f"{e['resource']} {e['field']}={e['after']}"
             for e in execution.effects
-            if acted_on(scenario, e) and not named_in(scenario, cause, e)
+            if acted_on(scenario, e) and e["resource"] not in new
+            and not named_in(scenario, cause, e)
         ]
         if missing:
             return f"{end}, but the cause does not name what is left changed: {missing}; " \

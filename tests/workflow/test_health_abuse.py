@@ -55,6 +55,18 @@ def instances(engine: Any) -> dict[str, dict[str, Any]]:
     return result
 
 
+def restored(engine: Any, before: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The instances as they are now, checked to be those of ``before`` plus, at most, the
+    replacements the Auto Scaling group launched while a member was out of service, each
+    terminated again when the member came back (the group's desired capacity lowered)."""
+    now = instances(engine)
+    for instance_id, instance in now.items():
+        if instance_id not in before:
+            assert instance["state"] == "terminated", (instance_id, instance)
+            assert instance["tags"].get("aws:autoscaling:groupName") == "shop-web"
+    return {instance_id: now[instance_id] for instance_id in before}
+
+
 def ids(engine: Any) -> dict[str, str]:
     return engine.world[SCENARIO]["instances"]
 
@@ -219,7 +231,7 @@ def test_permanent_failure_rolls_back_to_the_before_state(engine_factory: Any) -
     assert "AccessDenied" in execution.cause
     for instance_id in (ids(engine)["shop-web-1"], ids(engine)["batch-eu-1"]):
         assert f"{instance_id} (" in execution.cause
-    assert instances(engine) == before
+    assert restored(engine, before) == before
     assert "Rollback: Restore instances" in execution.states
     assert any("rolled back" in n["subject"] for n in execution.notifications)
 
@@ -234,7 +246,7 @@ def test_verify_that_never_converges_rolls_back(engine_factory: Any) -> None:
     assert execution.error == "Runbook.RolledBack"
     assert "not confirmed after 2 checks" in execution.cause
     assert execution.states.count("Verify: Check instances") == 2
-    assert instances(engine) == before
+    assert restored(engine, before) == before
 
 
 def test_instance_stuck_stopping_escalates_when_rollback_cannot_finish(engine_factory: Any) -> None:
@@ -462,7 +474,7 @@ def test_rollback_never_races_an_isolation_still_in_flight(engine: Any) -> None:
     for attempt in range(40):
         execution = engine.run(SCENARIO, event)
 
-        assert instances(engine) == before, (attempt, execution.cause)
+        assert restored(engine, before) == before, (attempt, execution.cause)
         assert execution.error == "Runbook.RolledBack", (attempt, execution.cause)
         assert "Every touched instance was returned" in execution.cause
         assert ", isolated" not in execution.cause, (attempt, execution.cause)
@@ -749,3 +761,260 @@ def test_the_act_and_the_verify_fit_the_execution_timeout() -> None:
     assert act_seconds + waiting <= definition["TimeoutSeconds"], (act_seconds, waiting)
     iteration_events = 2 + 5 * len(act["ItemProcessor"]["States"])  # a generous count
     assert batches * iteration_events < limits.HISTORY_LIMIT / 4
+
+
+# ---------------------------------------------------------------- in service: groups and balancers
+def serving(engine: Any, name: str = "shop-web-1") -> dict[str, Any]:
+    """What the account says of one instance's service and protections, through the APIs."""
+    instance_id = ids(engine)[name]
+    world = engine.world[SCENARIO]
+    autoscaling = boto3.client("autoscaling", region_name="us-east-1")
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    group = autoscaling.describe_auto_scaling_groups(
+        AutoScalingGroupNames=["shop-web"])["AutoScalingGroups"][0]
+    health = boto3.client("elbv2", region_name="us-east-1").describe_target_health(
+        TargetGroupArn=world["targetGroups"]["shop-web"])["TargetHealthDescriptions"]
+    api = boto3.client("elbv2", region_name="us-east-1").describe_target_health(
+        TargetGroupArn=world["targetGroups"]["shop-api"])["TargetHealthDescriptions"]
+    classic = boto3.client("elb", region_name="us-east-1").describe_load_balancers(
+        LoadBalancerNames=["shop-legacy"])["LoadBalancerDescriptions"][0]
+    described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return {
+        "desired": group["DesiredCapacity"],
+        "members": {m["InstanceId"]: m["LifecycleState"] for m in group["Instances"]},
+        "lifecycle": {m["InstanceId"]: m["LifecycleState"] for m in group["Instances"]}.get(
+            instance_id),
+        "targets": {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in health},
+        "apiTargets": {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in api},
+        "classic": [i["InstanceId"] for i in classic["Instances"]],
+        "termination": ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="disableApiTermination")["DisableApiTermination"][
+            "Value"],
+        "shutdown": ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
+            "InstanceInitiatedShutdownBehavior"]["Value"],
+        "deleteOnTermination": {
+            m["DeviceName"]: m["Ebs"]["DeleteOnTermination"]
+            for m in described["BlockDeviceMappings"]
+        },
+        "profile": [
+            a["IamInstanceProfile"]["Arn"] for a in ec2.describe_iam_instance_profile_associations(
+                Filters=[{"Name": "instance-id", "Values": [instance_id]}]
+            )["IamInstanceProfileAssociations"]
+            if a["State"] in ("associating", "associated")
+        ],
+        "state": described["State"]["Name"],
+    }
+
+
+def test_the_world_serves_shop_web_1_as_production_does(engine: Any) -> None:
+    now = serving(engine)
+    web_1 = ids(engine)["shop-web-1"]
+    assert now["lifecycle"] == "InService" and now["desired"] == 1
+    assert now["targets"] == {web_1: "healthy"} and now["classic"] == [web_1]
+    assert now["apiTargets"] == {web_1: "healthy"}  # registered by hand, not by the group
+    assert now["shutdown"] == "terminate" and not now["termination"]
+    assert set(now["deleteOnTermination"].values()) == {True}
+    assert now["profile"] == [engine.world[SCENARIO]["instanceProfiles"]["shop-web"]]
+
+
+def test_asg_member_quarantined_keeps_the_group_capacity_in_standby_nothing_terminated(
+    engine: Any,
+) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    web_1 = ids(engine)["shop-web-1"]
+    now = serving(engine)
+    assert now["lifecycle"] == "Standby"
+    assert now["desired"] == 1  # kept: the group launched a replacement into service
+    replacement = [i for i, state in now["members"].items() if i != web_1]
+    assert len(replacement) == 1 and now["members"][replacement[0]] == "InService"
+    assert not [i for i in instances(engine).values() if i["state"] == "terminated"]
+    assert now["state"] == "stopped"
+    effects = {(e["resource"], e["field"]): (e["before"], e["after"]) for e in execution.effects}
+    assert effects[(web_1, "asg:shop-web")] == ("InService", "Standby")
+    assert effects[(web_1, "target:shop-web")] == ("registered", None)
+    assert effects[(web_1, "elb:shop-legacy")] == ("registered", None)
+    assert effects[(web_1, "terminationProtection")] == (False, True)
+
+
+def test_target_deregistered_and_drained_before_the_instance_is_isolated(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    web_1 = ids(engine)["shop-web-1"]
+    now = serving(engine)
+    assert web_1 not in now["targets"] and web_1 not in now["classic"]
+    assert web_1 not in now["apiTargets"]  # deregistered by the runbook, drained
+    # The act waited for the deregistered target to drain (the world's target group drains
+    # for 30 s), then isolated: the drain is in the history as retries of the first task.
+    assert failed_tasks(execution, "TargetsDraining") >= 1
+    history = execution.history
+    drained = max(i for i, e in enumerate(history)
+                  if (e.get("lambdaFunctionFailedEventDetails") or {}).get("error")
+                  == "TargetsDraining")
+    isolating = min(i for i, e in enumerate(history)
+                    if (e.get("stateEnteredEventDetails") or {}).get("name")
+                    == "Act: Record and isolate")
+    assert drained < isolating
+    assert execution.virtual_seconds >= 30 + 40
+
+
+def test_shutdown_behaviour_terminate_is_changed_to_stop_before_stopping(engine: Any) -> None:
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    now = serving(engine)
+    assert now["shutdown"] == "stop" and now["termination"] is True
+    assert set(now["deleteOnTermination"].values()) == {False}
+    assert now["profile"] == []
+    assert now["state"] == "stopped"
+    web_1 = ids(engine)["shop-web-1"]
+    tags = instances(engine)[web_1]["tags"]
+    assert tags["opsflow:before-protection"] == "termination=false;shutdown=terminate"
+    assert tags["opsflow:before-profile"] == engine.world[SCENARIO]["instanceProfiles"]["shop-web"]
+
+
+def test_volumes_and_snapshots_are_tagged_with_event_instance_and_execution(engine: Any) -> None:
+    event = load_event("health-abuse/dos-report-arn.json")
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.outcome == "mitigated", execution.cause
+    web_1 = ids(engine)["shop-web-1"]
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    run = execution.execution_arn.rsplit(":", 1)[-1]
+    expected = {"opsflow:event": event["detail"]["eventArn"], "opsflow:forensic-of": web_1,
+                "opsflow:quarantined-by": run}
+    volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [web_1]}])
+    snapshots = ec2.describe_snapshots(
+        OwnerIds=["self"], Filters=[{"Name": "tag:opsflow:forensic-of", "Values": [web_1]}])
+    assert snapshots["Snapshots"]
+    for item in volumes["Volumes"] + snapshots["Snapshots"]:
+        tags = {t["Key"]: t["Value"] for t in item["Tags"]}
+        assert expected.items() <= tags.items(), tags
+
+
+def test_rollback_returns_the_member_in_service_and_registered(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",))
+    before = serving(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "Every touched instance was returned" in execution.cause
+    now = serving(engine)
+    web_1 = ids(engine)["shop-web-1"]
+    assert now["lifecycle"] == "InService" and now["desired"] == before["desired"]
+    assert {i: s for i, s in now["members"].items() if s == "InService"} == {web_1: "InService"}
+    assert web_1 in now["targets"] and now["classic"] == [web_1]
+    assert now["apiTargets"] == {web_1: "healthy"}
+    assert {k: now[k] for k in ("termination", "shutdown", "deleteOnTermination", "profile")} == {
+        k: before[k] for k in ("termination", "shutdown", "deleteOnTermination", "profile")}
+    assert not [k for k in instances(engine)[web_1]["tags"] if k.startswith("opsflow:")]
+
+
+def test_enter_standby_denied_rolls_back_with_nothing_left_out_of_service(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(faults=("autoscaling:EnterStandby=AccessDenied",))
+    before = instances(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "EnterStandby" in execution.cause
+    now = serving(engine)
+    web_1 = ids(engine)["shop-web-1"]
+    assert now["lifecycle"] == "InService" and now["desired"] == 1
+    assert now["targets"] == {web_1: "healthy"} and now["classic"] == [web_1]
+    assert restored(engine, before) == before
+
+
+def test_dry_run_of_an_asg_member_changes_nothing(engine: Any) -> None:
+    before, world = serving(engine), instances(engine)
+    event = with_overrides(load_event("health-abuse/dos-report-arn.json"), dryRun=True)
+    execution = engine.run(SCENARIO, event)
+
+    assert execution.outcome == "dry-run", execution.cause
+    assert serving(engine) == before and instances(engine) == world
+    assert [e for e in execution.effects if not e["resource"].startswith("opsflow-Dedupe")] == []
+    checks = {}
+    for batch in execution.output["actions"]["results"]:
+        checks.update(batch["service"]["checks"])
+        checks.update(batch["isolation"]["checks"])
+    # Auto Scaling and Elastic Load Balancing have no DryRun: what each would do is reported.
+    assert checks["not checked: the API has no DryRun; would enter standby"] == 1
+    assert checks["not checked: the API has no DryRun; would deregister from a target group"] == 2
+    assert checks[
+        "not checked: the API has no DryRun; would deregister from a classic load balancer"] == 1
+    for name in ("terminationProtection", "shutdownBehavior", "deleteOnTermination"):
+        assert checks[name] == {"ok": 1} or set(checks[name]) == {"ok"}
+
+
+def test_detach_mode_takes_the_member_out_of_its_group(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(AutoScalingMode="detach")
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+    assert execution.outcome == "mitigated", execution.cause
+    now = serving(engine)
+    assert now["lifecycle"] is None and now["desired"] == 1
+    assert instances(engine)[ids(engine)["shop-web-1"]]["state"] == "stopped"
+
+
+def test_detach_mode_rollback_attaches_the_member_again(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",),
+                            AutoScalingMode="detach")
+    rolled = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+    assert rolled.error == "Runbook.RolledBack", rolled.cause
+    back = serving(engine)
+    assert back["lifecycle"] == "InService" and back["desired"] == 1
+
+
+def test_hold_mode_leaves_the_member_contained_and_says_what_was_done(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",),
+                            RollbackMode="hold")
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    now = serving(engine)
+    assert now["lifecycle"] == "Standby" and now["targets"].get(ids(engine)["shop-web-1"]) is None
+    web_1 = ids(engine)["shop-web-1"]
+    line = execution.cause.split(f"{web_1} (us-east-1): ", 1)[1]
+    now_part, before_part = line.split(" (before: ", 1)
+    # Exactly what was done: in Standby, off every load balancer, protected, isolated.
+    assert "service asg=shop-web:Standby," in now_part
+    assert "termination=true;shutdown=stop" in now_part and "profile=" not in now_part
+    assert before_part.startswith("running")
+    assert "asg=shop-web:InService;tg=shop-api/" in before_part and "elb=shop-legacy" in before_part
+
+
+def test_draining_that_never_ends_rolls_back_within_its_bound(engine_factory: Any) -> None:
+    engine = engine_factory(faults=("elbv2:DeregisterTargets=Hang",))
+    before = instances(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "still draining" in execution.cause
+    assert failed_tasks(execution, "TargetsDraining") == 21  # the first try and 20 retries
+    assert serving(engine)["lifecycle"] == "InService"
+    assert restored(engine, before) == before
+
+
+def test_the_guard_refuses_to_take_a_member_out_of_a_protected_group(engine: Any) -> None:
+    """The protected tag on the Auto Scaling group: IAM's explicit deny refuses EnterStandby,
+    whatever the function decides, and the run rolls back with nothing out of service."""
+    boto3.client("autoscaling", region_name="us-east-1").create_or_update_tags(Tags=[{
+        "ResourceId": "shop-web", "ResourceType": "auto-scaling-group", "Key": "Stage",
+        "Value": "Prod", "PropagateAtLaunch": False}])
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "EnterStandby" in execution.cause and "AccessDenied" in execution.cause
+    refused = [c for c in engine.authorizer.calls
+               if c.action == "autoscaling:EnterStandby" and not c.allowed]
+    assert refused and refused[0].reason == "explicit-deny"
+    now = serving(engine)
+    assert now["lifecycle"] == "InService" and now["desired"] == 1
+    assert ids(engine)["shop-web-1"] in now["targets"]

@@ -153,11 +153,45 @@ class Account:
         key = getattr(topic, "kms_master_key_id", None) if topic is not None else None
         return self.customer_key(region, key)
 
-    def auto_scaling_group_arn(self, region: str, name: str) -> str | None:
+    def association_instance(self, region: str, association_id: str) -> str | None:
+        """The instance an instance-profile association is of (moto keys them by instance)."""
+        for instance_id, association in list(
+            self.ec2(region).iam_instance_profile_associations.items()
+        ):
+            if association.association_id == association_id:
+                return str(instance_id)
+        return None
+
+    def profile_roles(self, profile: str) -> list[str]:
+        """The role ARNs of an instance profile named by ARN or name."""
+        from moto.iam.models import iam_backends
+
+        name = profile.rsplit("/", 1)[-1]
+        backend = iam_backends[self.account]["global"]
+        found = backend.instance_profiles.get(name) if hasattr(backend, "instance_profiles") else None
+        if found is None:
+            found = next((p for p in backend.instance_profiles.values() if p.name == name), None)
+        return [str(role.arn) for role in getattr(found, "roles", [])] if found else []
+
+    def auto_scaling_group(self, region: str, name: str) -> tuple[str, dict[str, str]] | None:
+        """An Auto Scaling group's ARN and tags."""
         from moto.autoscaling.models import autoscaling_backends
 
-        found = autoscaling_backends[self.account][region].autoscaling_groups.get(name)
-        return str(found.arn) if found is not None else None
+        group = autoscaling_backends[self.account][region].autoscaling_groups.get(name)
+        if group is None:
+            return None
+        return str(group.arn), {str(t["Key"]): str(t["Value"]) for t in group.tags}
+
+    def elb_tags(self, region: str, arn: str) -> dict[str, str] | None:
+        """The tags of a target group or load balancer (Elastic Load Balancing v2 or classic)."""
+        from moto.elb.models import elb_backends
+        from moto.elbv2.models import elbv2_backends
+
+        if ":targetgroup/" in arn or ":loadbalancer/app/" in arn or ":loadbalancer/net/" in arn:
+            tags = elbv2_backends[self.account][region].tagging_service.get_tag_dict_for_resource(arn)
+            return {str(k): str(v) for k, v in tags.items()}
+        balancer = elb_backends[self.account][region].load_balancers.get(arn.rsplit("/", 1)[-1])
+        return dict(getattr(balancer, "tags", {}) or {}) if balancer is not None else None
 
     def secret_arn(self, region: str, secret_id: str) -> str | None:
         from moto.secretsmanager.models import secretsmanager_backends
@@ -193,6 +227,11 @@ def _ec2(
         match = EC2_ID.match(value)
         if match:
             add(EC2_ID_PREFIXES[match.group(1)], value)
+        elif value.startswith("iip-assoc-"):
+            # An instance-profile association is authorized on its instance.
+            instance = world.association_instance(region, value)
+            if instance:
+                add("instance", instance)
     for target in list(targets):
         if target.type == "network-interface" and operation in INTERFACE_CHANGES:
             instance = world.eni_instance(region, target.arn.rsplit("/", 1)[-1])
@@ -229,6 +268,14 @@ def _ec2(
             authorizations.append(
                 Authorization("ec2:CreateTags", tag_targets, {"ec2:CreateAction": operation}, True)
             )
+    if operation in ("AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation"):
+        # Giving an instance a profile passes the profile's role to EC2 (EC2 user guide, "IAM
+        # roles for Amazon EC2": the caller needs iam:PassRole).
+        profile = (params.get("IamInstanceProfile") or {})
+        for role in world.profile_roles(str(profile.get("Arn") or profile.get("Name") or "")):
+            authorizations.append(Authorization(
+                "iam:PassRole", [Target("role", role)],
+                {"iam:PassedToService": "ec2.amazonaws.com"}, True))
     if operation in ("StartInstances", "CreateSnapshots", "CreateSnapshot"):
         key_arns: set[str] = set()
         for target in targets:
@@ -259,6 +306,7 @@ def _named(
     """Resources a request of another service names: ARNs anywhere in it, and names that fill
     the reference's ARN formats."""
     account = world.account
+    client_service = service
     service = action.prefix
     targets: list[Target] = []
 
@@ -279,6 +327,14 @@ def _named(
         name = str(params["FunctionName"])
         if not name.startswith("arn:"):
             add("function", name.split(":")[0])
+    if service == "autoscaling" and params.get("AutoScalingGroupName"):
+        group = world.auto_scaling_group(region, str(params["AutoScalingGroupName"]))
+        if group is not None:
+            rtype = _resource_type_for(action, group[0])
+            if rtype is not None:
+                targets.append(Target(rtype.name, group[0], group[1]))
+    if client_service == "elb" and params.get("LoadBalancerName"):
+        add("loadbalancer", str(params["LoadBalancerName"]))
     if service == "dynamodb" and "TableName" in params:
         add("table", str(params["TableName"]))
     if service == "ssm":
@@ -290,10 +346,6 @@ def _named(
             add("hostedzone", str(params["HostedZoneId"]).rsplit("/", 1)[-1])
         if operation == "GetChange" and params.get("Id"):
             add("change", str(params["Id"]).rsplit("/", 1)[-1])
-    if service == "autoscaling" and params.get("AutoScalingGroupName"):
-        found = world.auto_scaling_group_arn(region, str(params["AutoScalingGroupName"]))
-        if found:
-            add_arn(found)
     if service == "s3" and params.get("Bucket") and params.get("Key"):
         add_arn(f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
     if service == "servicequotas" and params.get("QuotaCode"):
@@ -307,6 +359,9 @@ def _named(
             found = world.secret_arn(region, secret)
             if found:
                 add_arn(found)
+    if service == "elasticloadbalancing":
+        for target in targets:
+            target.tags = world.elb_tags(region, target.arn)
     for rtype in action.resource_types:
         if rtype.required and not any(t.type == rtype.name for t in targets):
             raise catalog.CatalogError(
