@@ -87,6 +87,15 @@ def bench_failover_detection() -> None:
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory: ``VmHWM`` on Linux (``ru_maxrss`` survives exec,
+    so a child started by a large parent would report the parent's peak), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
