@@ -403,6 +403,36 @@ def _cache_action_names() -> None:
     responses.method_names_from_class = method_names_from_class
 
 
+def _index_instances_by_id() -> None:
+    """Speed, not a defect: moto finds an instance by copying every reservation and scanning
+    every instance, for each call that names one (a quarantine of N instances makes O(N) such
+    calls: quadratic). An index by ID answers instead; an entry is used only while its
+    reservation still holds the instance, and a miss rebuilds the index from the reservations,
+    so the answer (the instance, or InvalidInstanceID.NotFound) is moto's own."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models.instances import InstanceBackend
+
+    def get_instance(self: Any, instance_id: str) -> Any:
+        index = self.__dict__.get("_instances_by_id")
+        found = index.get(instance_id) if index is not None else None
+        if found is not None:
+            reservation = self.reservations.get(found[0])
+            if reservation is not None and any(i is found[1] for i in reservation.instances):
+                return found[1]
+        index = {
+            instance.id: (reservation_id, instance)
+            for reservation_id, reservation in list(self.reservations.items())
+            for instance in reservation.instances
+        }
+        self.__dict__["_instances_by_id"] = index
+        if instance_id in index:
+            return index[instance_id][1]
+        raise InvalidInstanceIdError(instance_id)
+
+    get_instance.original = InstanceBackend.get_instance  # type: ignore[attr-defined]
+    InstanceBackend.get_instance = get_instance
+
+
 def _cache_attribute_keys() -> None:
     """Speed, not a defect: for every attribute of every object in a response, moto's
     serializer instantiates six alias providers to list the names the attribute may have on the
@@ -871,6 +901,7 @@ def install() -> VirtualClock:
             _cache_json_paths()
             _cache_action_names()
             _cache_attribute_keys()
+            _index_instances_by_id()
             _fast_query_responses()
             _copy_state_data_as_json()
             _cure_task_failure_cause()

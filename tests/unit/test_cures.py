@@ -1006,3 +1006,30 @@ def test_modify_instance_attribute_sets_the_shutdown_behaviour(aws: None) -> Non
     assert value == "terminate"
     described = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
     assert [g["GroupId"] for g in described["SecurityGroups"]] == [group]
+
+
+def test_instances_are_found_by_id_as_moto_finds_them(aws: None) -> None:
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import InstanceBackend
+
+    cures.install()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    made = [i["InstanceId"] for i in ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=3, MaxCount=3)["Instances"]]
+    backend = ec2_backends["123456789012"][REGION]
+    original = InstanceBackend.get_instance.original  # type: ignore[attr-defined]
+    for instance_id in made:
+        assert backend.get_instance(instance_id) is original(backend, instance_id)
+    later = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]
+    assert backend.get_instance(later["InstanceId"]).id == later["InstanceId"]  # a miss rebuilds
+    reservation = next(r for r in backend.reservations.values()
+                       if any(i.id == made[0] for i in r.instances))
+    reservation.instances = [i for i in reservation.instances if i.id != made[0]]
+    for lookup in (backend.get_instance, lambda i: original(backend, i)):
+        with pytest.raises(InvalidInstanceIdError):
+            lookup(made[0])  # gone from its reservation: moto's answer, not the stale entry
+    with pytest.raises(InvalidInstanceIdError):
+        backend.get_instance("i-0000000000000000f")
+    assert ec2.describe_instances(InstanceIds=[made[1]])["Reservations"][0]["Instances"][0][
+        "InstanceId"] == made[1]
