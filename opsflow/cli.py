@@ -438,6 +438,14 @@ def cmd_history(args: argparse.Namespace, client: Any = None) -> int:
     return 0
 
 
+def _chaos_region(args: argparse.Namespace, engine: Any) -> str:
+    """``--region`` (default: the failover's primary), one of the regions its world has."""
+    region = str(args.region or engine.parameters()["PrimaryRegion"])
+    if region not in engine.regions("region-failover"):
+        raise UsageError(f"--region must be one of {', '.join(engine.regions('region-failover'))}")
+    return region
+
+
 def cmd_chaos_latency(args: argparse.Namespace) -> int:
     if not 1 <= args.delay_ms <= 60000:
         raise UsageError("--delay-ms must be between 1 and 60000")
@@ -446,11 +454,7 @@ def cmd_chaos_latency(args: argparse.Namespace) -> int:
     if not 1 <= args.minutes <= 1440:
         raise UsageError("--minutes must be between 1 and 1440")
     with _engine(args, ["region-failover"]) as engine:
-        region = args.region or engine.parameters()["PrimaryRegion"]
-        if region not in engine.regions("region-failover"):
-            raise UsageError(
-                f"--region must be one of {', '.join(engine.regions('region-failover'))}"
-            )
+        region = _chaos_region(args, engine)
         played = engine.chaos_latency(region, args.delay_ms, args.minutes, args.jitter_ms)
         return _run_chaos(args, engine, played)
 
@@ -459,11 +463,7 @@ def cmd_chaos_region_outage(args: argparse.Namespace) -> int:
     if not 1 <= args.minutes <= 1440:
         raise UsageError("--minutes must be between 1 and 1440")
     with _engine(args, ["region-failover"]) as engine:
-        region = args.region or engine.parameters()["PrimaryRegion"]
-        if region not in engine.regions("region-failover"):
-            raise UsageError(
-                f"--region must be one of {', '.join(engine.regions('region-failover'))}"
-            )
+        region = _chaos_region(args, engine)
         if region == engine.stack.region:
             raise UsageError(
                 f"--region {region} is where the stack runs: the runbook would go down with it"

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsflow.engine.boundary import published_texts
 from opsflow.engine.calls import PARAMS_CHARS, READS
 from opsflow.template import ROOT
 
@@ -201,15 +202,7 @@ def _published(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 params = json.loads(details.get("parameters") or "{}")
             except ValueError:
                 continue
-            message = str(params.get("Message", ""))
-            sms = message
-            if params.get("MessageStructure") == "json":
-                try:
-                    structure = json.loads(message)
-                    message = structure.get("email") or structure.get("default", "")
-                    sms = structure.get("sms") or structure.get("default", "")
-                except ValueError:
-                    pass
+            message, sms = published_texts(params)
             found.append({"target": params.get("TopicArn", ""), "subject": params.get("Subject", ""),
                           "message": message, "sms": sms})
     return found

@@ -225,8 +225,9 @@ def _lambda_response(boundary: Boundary, params: dict[str, Any]) -> dict[str, An
     return headers
 
 
-def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
-    target = params.get("TopicArn") or params.get("TargetArn") or params.get("PhoneNumber") or ""
+def published_texts(params: dict[str, Any]) -> tuple[str, str]:
+    """What an SNS ``Publish`` delivers by e-mail and by SMS: the message, or with
+    ``MessageStructure=json`` each protocol's entry (``default`` for a protocol not named)."""
     message = str(params.get("Message", ""))
     sms = message
     if params.get("MessageStructure") == "json":
@@ -236,6 +237,12 @@ def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
             sms = structure.get("sms") or structure.get("default", "")
         except ValueError:
             pass
+    return message, sms
+
+
+def _record_publish(boundary: Boundary, params: dict[str, Any]) -> None:
+    target = params.get("TopicArn") or params.get("TargetArn") or params.get("PhoneNumber") or ""
+    message, sms = published_texts(params)
     with boundary.lock:
         boundary.notifications.append(
             Notification(target=target, subject=str(params.get("Subject", "")), message=message, sms=sms)

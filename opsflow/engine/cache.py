@@ -26,40 +26,37 @@ def key(*parts: str | bytes) -> str:
     return digest.hexdigest()[:24]
 
 
-def cached_json(name: str, digest: str, compute: Callable[[], Any]) -> Any:
-    """``compute()``'s JSON value, stored as ``DIR/name-digest.json``; written atomically, so
-    concurrent processes (test workers) never read a half-written entry."""
-    path = DIR / f"{name}-{digest}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        pass
-    value = compute()
-    try:
-        DIR.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=DIR, delete=False, suffix=".tmp") as handle:
-            json.dump(value, handle)
-        os.replace(handle.name, path)
-    except OSError:
-        pass  # a read-only checkout still works, only slower
-    return value
-
-
-def cached_blob(name: str, digest: str, compute: Callable[[], bytes]) -> bytes:
-    """``compute()``'s bytes, stored as ``DIR/name-digest.bin`` (atomically, as
-    :func:`cached_json`). Entries are read only from this project's own cache folder, which
-    only this code writes."""
-    path = DIR / f"{name}-{digest}.bin"
+def stored(path: Path, compute: Callable[[], bytes]) -> bytes:
+    """The bytes at ``path``, else ``compute()``'s, stored there atomically (a temporary file
+    renamed into place), so concurrent processes (test workers) never read a half-written
+    entry. A read-only checkout still works, only slower. Entries are read only from this
+    project's own cache folder, which only this code writes."""
     try:
         return path.read_bytes()
     except OSError:
         pass
     value = compute()
     try:
-        DIR.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=DIR, delete=False, suffix=".tmp") as handle:
-            handle.write(value)
-        os.replace(handle.name, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as out:
+            out.write(value)
+        os.replace(out.name, path)
     except OSError:
         pass
     return value
+
+
+def cached_json(name: str, digest: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``'s JSON value, stored as ``DIR/name-digest.json`` (see :func:`stored`)."""
+    path = DIR / f"{name}-{digest}.json"
+    blob = stored(path, lambda: json.dumps(compute()).encode("utf-8"))
+    try:
+        return json.loads(blob)
+    except ValueError:  # a damaged entry: compute again, and replace it
+        path.unlink(missing_ok=True)
+        return json.loads(stored(path, lambda: json.dumps(compute()).encode("utf-8")))
+
+
+def cached_blob(name: str, digest: str, compute: Callable[[], bytes]) -> bytes:
+    """``compute()``'s bytes, stored as ``DIR/name-digest.bin`` (see :func:`stored`)."""
+    return stored(DIR / f"{name}-{digest}.bin", compute)

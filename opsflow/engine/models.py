@@ -11,9 +11,9 @@ from __future__ import annotations
 import gc
 import marshal
 import os
-import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import botocore
@@ -67,30 +67,22 @@ def install() -> None:
 
 
 def _cached(entry: str, compute: Callable[[], Any]) -> Any:
-    """The marshalled value at ``entry``, else ``compute()``'s, stored there atomically."""
+    """The marshalled value at ``entry``, else ``compute()``'s, stored there
+    (:func:`opsflow.engine.cache.stored`)."""
+    path = Path(entry)
+    blob = cache.stored(path, lambda: marshal.dumps(compute()))
+    # Building a large value allocates millions of objects: the cyclic collector would walk the
+    # heap again and again meanwhile, for nothing to collect.
+    paused = gc.isenabled()
+    gc.disable()
     try:
-        with open(entry, "rb") as handle:
-            blob = handle.read()
-        # Building a large value allocates millions of objects: the cyclic collector would
-        # walk the heap again and again meanwhile, for nothing to collect.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return marshal.loads(blob)
-        finally:
-            if paused:
-                gc.enable()
-    except (OSError, EOFError, ValueError, TypeError):
-        pass
-    data = compute()
-    try:
-        os.makedirs(os.path.dirname(entry), exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=os.path.dirname(entry), delete=False) as out:
-            marshal.dump(data, out)
-        os.replace(out.name, entry)
-    except OSError:
-        pass  # a read-only checkout still works, only slower
-    return data
+        return marshal.loads(blob)
+    except (EOFError, ValueError, TypeError):  # a damaged entry: compute again, and replace it
+        path.unlink(missing_ok=True)
+        return marshal.loads(cache.stored(path, lambda: marshal.dumps(compute())))
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _cache_moto_resources() -> None:

@@ -126,23 +126,21 @@ def _serve(ec2: Any, vpc: str, subnet: str, group: str, instance_id: str) -> dic
     elbv2 = client("elbv2", region)
     balancer = elbv2.create_load_balancer(Name="shop", Type="network", Scheme="internet-facing",
                                           Subnets=[subnet, second])["LoadBalancers"][0]
-    target_group = elbv2.create_target_group(
-        Name="shop-web", Protocol="TCP", Port=TARGET_PORT, VpcId=vpc, TargetType="instance"
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(TargetGroupArn=target_group, Attributes=[
-        {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY)}])
-    elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP",
-                          Port=TARGET_PORT, DefaultActions=[
-                              {"Type": "forward", "TargetGroupArn": target_group}])
+
+    def served(name: str, port: int) -> str:
+        """A TCP target group behind the balancer, on ``port``."""
+        arn = str(elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=port, VpcId=vpc, TargetType="instance"
+        )["TargetGroups"][0]["TargetGroupArn"])
+        elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY)}])
+        elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP",
+                              Port=port, DefaultActions=[{"Type": "forward", "TargetGroupArn": arn}])
+        return arn
+
+    target_group = served("shop-web", TARGET_PORT)
     # A second target group, not the group's: the instance was registered with it by hand.
-    api_group = elbv2.create_target_group(
-        Name="shop-api", Protocol="TCP", Port=API_PORT, VpcId=vpc, TargetType="instance"
-    )["TargetGroups"][0]["TargetGroupArn"]
-    elbv2.modify_target_group_attributes(TargetGroupArn=api_group, Attributes=[
-        {"Key": "deregistration_delay.timeout_seconds", "Value": str(DEREGISTRATION_DELAY)}])
-    elbv2.create_listener(LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="TCP",
-                          Port=API_PORT, DefaultActions=[
-                              {"Type": "forward", "TargetGroupArn": api_group}])
+    api_group = served("shop-api", API_PORT)
     elbv2.register_targets(TargetGroupArn=api_group, Targets=[{"Id": instance_id}])
     autoscaling = client("autoscaling", region)
     # Made empty, then given the instance: the group serves with it alone.
