@@ -632,7 +632,7 @@ def _copy_state_data_as_json() -> None:
             module.copy = shim  # type: ignore[attr-defined]
 
 
-def _cache_parse_trees() -> None:
+def _cache_programs() -> None:
     """Speed, not a defect: moto parses the definition with ANTLR and builds its evaluation
     components (the program) at create and again at every start: about 0.5 s for a
     runbook-sized definition in a new process, 0.1 s even with ANTLR's caches warm. The program
@@ -892,7 +892,7 @@ def install() -> VirtualClock:
             _cure_shutdown_behavior()
             _quiet()
             _history_hook()
-            _cache_parse_trees()
+            _cache_programs()
             _cure_event_arrays()
             _virtual_task_timeouts()
             _cache_task_clients()

@@ -260,6 +260,8 @@ class LocalEngine:
         self.template = cfn.cached()
         self.rules: list[Rule] = []
         self.state_machines: dict[str, str] = {}
+        self.definitions: dict[str, str] = {}
+        """State machine ARN → its definition as deployed."""
         self.world: dict[str, Any] = {}
         self._mock: Any = None
         self._env: dict[str, str | None] = {}
@@ -435,13 +437,15 @@ class LocalEngine:
             scenario = by_machine.get(logical)
             if scenario is None or scenario not in self.scenarios:
                 continue
+            definition = self.stack.definition(machine)
             arn = sfn.create_state_machine(
                 name=machine.name,
-                definition=self.stack.definition(machine),
+                definition=definition,
                 roleArn=machine.role,
                 type="STANDARD",
             )["stateMachineArn"]
             self.state_machines[scenario] = arn
+            self.definitions[arn] = definition
         by_arn = {arn: scenario for scenario, arn in self.state_machines.items()}
         self.alert_rules: list[tuple[stack.Rule, dict[str, Any]]] = []
         for logical, rule in self.stack.rules().items():
@@ -645,9 +649,7 @@ class LocalEngine:
             problems, self.boundary.engine_errors[:] = list(self.boundary.engine_errors), []
             raise EngineError(f"{name}: {problems[0]}")
         after = self.observe() if watch else {}
-        with api.bypass():
-            machine = sfn.describe_state_machine(stateMachineArn=description["stateMachineArn"])
-        definition = machine["definition"]
+        definition = self.definitions[description["stateMachineArn"]]
         output = json.loads(description["output"]) if description.get("output") else None
         times = [item["timestamp"] for item in history]
         notifications = [
