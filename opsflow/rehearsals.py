@@ -26,12 +26,17 @@ class Rehearsal:
     parameters: tuple[tuple[str, str], ...] = ()
     approval: str | None = None
     why: str = "sample event"
+    stop_at: str = ""
+    """A state at whose entry an operator stops the run (StopExecution): the run dies outside
+    its runbook, and the runbook-died alert tells a person."""
 
     @property
     def name(self) -> str:
         extra = [*self.faults, *(f"{k}={v}" for k, v in self.parameters)]
         if self.approval:
             extra.append(self.approval)
+        if self.stop_at:
+            extra.append(f"stopped at {self.stop_at}")
         return f"{self.event}" + (f" [{', '.join(extra)}]" if extra else "")
 
     def load(self) -> Any:
@@ -51,6 +56,9 @@ EXTRA: dict[str, list[Rehearsal]] = {
                   parameters=(("AutoScalingMode", "detach"),),
                   faults=("ec2:StopInstances=UnauthorizedOperation",),
                   why="an Auto Scaling member detached, then attached again by the rollback"),
+        Rehearsal("health-abuse", "health-abuse/dos-report-arn.json",
+                  stop_at="Verify: Start checks",
+                  why="stopped by hand mid-run: the runbook-died alert is published"),
     ],
     "region-failover": [
         Rehearsal("region-failover", "region-failover/alarm-primary.json",
@@ -154,7 +162,30 @@ def scope(engine: Any, scenario: str) -> set[str]:
     roles |= {r.role for r in engine.rules if r.scenario == scenario and r.role}
     arns = {str(v) for v in machine.substitutions.values()}
     roles |= {f.role for f in engine.functions.values() if f.arn in arns}
+    # The alert functions on the runbook's end, when the run invoked them (a run that died).
+    alerting = {str(target["arn"]) for _, target in engine.alert_rules}
+    called = {c.principal for c in engine.authorizer.calls}
+    roles |= {f.role for f in engine.functions.values() if f.arn in alerting and f.role in called}
     return roles
+
+
+def stopper(engine: Any, scenario: str, state: str) -> Any:
+    """A history listener that stops the run (as an operator would) when it enters ``state``."""
+    import threading
+
+    stopped = threading.Event()
+
+    def listen(item: dict[str, Any]) -> None:
+        entered = (item.get("stateEnteredEventDetails") or {}).get("name", "")
+        if entered == state and not stopped.is_set():
+            stopped.set()
+            sfn = engine.client("stepfunctions")
+            running = sfn.list_executions(stateMachineArn=engine.state_machines[scenario],
+                                          statusFilter="RUNNING")["executions"]
+            sfn.stop_execution(executionArn=running[0]["executionArn"], error="Operator.Stop",
+                               cause=f"stopped by hand at {state}")
+
+    return listen
 
 
 def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
@@ -176,7 +207,8 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
         rules = [r for r in engine.match(event) if r.scenario == case.scenario]
         try:
             execution = engine.run(
-                case.scenario, event, rule=rules[0] if rules else None, watch=False
+                case.scenario, event, rule=rules[0] if rules else None, watch=False,
+                on_event=stopper(engine, case.scenario, case.stop_at) if case.stop_at else None,
             )
         except NotDelivered as error:
             return Result(

@@ -21,6 +21,9 @@ EXECUTION = "executionId || execution"
 """JMESPath of the execution's ID in a state-machine task's payload."""
 FUNCTION_URL = correlation_paths.LAMBDA_FUNCTION_URL
 SCHEDULE = correlation_paths.EVENT_BRIDGE
+STATUS_CHANGE = "detail.executionArn"
+"""The execution's ID in Step Functions' status-change event: the alert on a run that died logs
+under the run's own correlation ID."""
 
 tracer = Tracer()
 """One tracer for the process (Powertools shares its provider); the service name comes from

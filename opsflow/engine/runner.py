@@ -33,12 +33,16 @@ from opsflow.engine.calls import CallLog
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
+from opsflow.engine.iam import policy
 from workflows.catalog import SCENARIOS
 
 ROOT = cfn.ROOT
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 SEED = 20191202
+ALERT_ATTEMPTS = 3
+"""Lambda runs an asynchronous invocation (an EventBridge target's) and retries a failed one
+twice (its default ``MaximumRetryAttempts``)."""
 LOCAL_PARAMETERS = {
     "DryRun": "false",
     "AlertEmail": "oncall@example.com",
@@ -122,6 +126,9 @@ class Execution:
     definition: str = ""
     """The state machine's definition as deployed (DescribeStateMachine's ``definition``)."""
     call_log: CallLog | None = None
+    undelivered: list[str] = field(default_factory=list)
+    """Alerts on the run's end (the runbook-died rule) that did not reach their target, and
+    why."""
 
     @property
     def calls(self) -> list[dict[str, Any]]:
@@ -161,6 +168,7 @@ class Execution:
             "virtual_seconds": self.virtual_seconds,
             "notifications": self.notifications,
             "effects": self.effects,
+            "undelivered": self.undelivered,
         }
 
 
@@ -270,6 +278,9 @@ class LocalEngine:
         self.clicks: list[dict[str, Any]] = []
         """Every request made to a Function URL of the stack (method, url, status, title)."""
         self.function_urls: dict[str, str] = {}
+        self.undelivered: list[str] = []
+        """Every alert of the engine's runs that did not reach its target (see
+        :meth:`_deliver_alert`)."""
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalEngine:
@@ -448,9 +459,14 @@ class LocalEngine:
             self.definitions[arn] = definition
         by_arn = {arn: scenario for scenario, arn in self.state_machines.items()}
         self.alert_rules: list[tuple[stack.Rule, dict[str, Any]]] = []
+        """Rules on Step Functions' status-change events and their topic or function targets
+        (the runbook-died alert), run by :meth:`_announce_end`."""
+        function_arns = {f.arn for f in self.functions.values()}
+        self.function_policies = self.stack.function_policies()
         for logical, rule in self.stack.rules().items():
             for target in rule.targets:
-                if str(target["arn"]).startswith("arn:aws:sns:") and rule.pattern is not None:
+                alert = str(target["arn"]).startswith("arn:aws:sns:") or target["arn"] in function_arns
+                if alert and rule.pattern is not None:
                     self.alert_rules.append((rule, target))
                     continue
                 scenario = by_arn.get(target["arn"])
@@ -644,6 +660,7 @@ class LocalEngine:
             time.sleep(0.002)
             description = sfn.describe_execution(executionArn=arn)
         history = self._history(arn, 0)
+        first_undelivered = len(self.undelivered)
         self._announce_end(scenario, description, history)
         if self.boundary.engine_errors:
             problems, self.boundary.engine_errors[:] = list(self.boundary.engine_errors), []
@@ -673,6 +690,7 @@ class LocalEngine:
             faults=[f.spec for f in self.faults],
             definition=definition,
             call_log=log,
+            undelivered=self.undelivered[first_undelivered:],
         )
 
     def invoke(self, function: str, payload: Any) -> tuple[bool, Any]:
@@ -713,10 +731,42 @@ class LocalEngine:
         }
         from moto.events.models import EventPattern
 
-        sns = self.client("sns")
         for rule, target in self.alert_rules:
             if EventPattern.load(json.dumps(rule.pattern)).matches_event(cast(Any, event)):
-                sns.publish(TopicArn=target["arn"], Message=_transform(target.get("transformer"), event))
+                self._deliver_alert(rule, target, event)
+
+    def _deliver_alert(self, rule: stack.Rule, target: dict[str, Any], event: dict[str, Any]) -> None:
+        """EventBridge delivers ``event`` to an SNS or Lambda target as
+        ``events.amazonaws.com``: a function's resource policy must let it invoke for this rule
+        (else the event is dead-lettered, not retried); Lambda runs an asynchronous invocation
+        as the function's role and retries a failed one twice (``ALERT_ATTEMPTS``)."""
+        arn = str(target["arn"])
+        text = _transform(target.get("transformer"), event)
+        if arn.startswith("arn:aws:sns:"):
+            self.client("sns").publish(TopicArn=arn, Message=text)
+            return
+        request = policy.Request(
+            "lambda:InvokeFunction", arn, {"aws:SourceArn": rule.arn, "aws:SourceAccount": ACCOUNT}
+        )
+        verdict = delivery.service_allows(self.function_policies.get(arn, []), delivery.EVENTS, request)
+        if not verdict.allowed:
+            where = self.dead_letters.send(
+                rule.arn, target, event, delivery.NO_PERMISSIONS,
+                f"EventBridge may not invoke {arn} for {rule.arn}",
+            )
+            self.undelivered.append(f"rule {rule.name} cannot invoke {arn}; {where.describe()}")
+            return
+        function = arn.split(":function:")[-1]
+        lambda_client = self.client("lambda")
+        for _ in range(ALERT_ATTEMPTS):
+            answer = lambda_client.invoke(FunctionName=function, Payload=text)
+            result = json.loads(answer["Payload"].read() or b"null")
+            if "FunctionError" not in answer:
+                return
+        self.undelivered.append(
+            f"{function} failed {ALERT_ATTEMPTS} times on the event of rule {rule.name}: "
+            f"{result.get('errorType')}: {result.get('errorMessage')}"
+        )
 
     def _start_as(self, rule: Rule, event: dict[str, Any]) -> None:
         """EventBridge starts the target as the rule's role: a role that may not do so means

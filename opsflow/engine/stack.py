@@ -304,6 +304,26 @@ class Stack:
                 found.setdefault(topic, []).append(_document(props["PolicyDocument"]))
         return found
 
+    def function_policies(self) -> dict[str, list[dict[str, Any]]]:
+        """Function ARN → its resource policy, one statement per ``AWS::Lambda::Permission``
+        naming it (as Lambda's ``AddPermission`` writes them)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for spec in self.of_type("AWS::Lambda::Permission").values():
+            props = self.resolver.resolve(spec["Properties"])
+            name = str(props["FunctionName"])
+            arn = name if name.startswith("arn:") else self._arn("lambda", f"function:{name}")
+            condition: dict[str, Any] = {}
+            if "SourceArn" in props:
+                condition["ArnLike"] = {"aws:SourceArn": props["SourceArn"]}
+            if "SourceAccount" in props:
+                condition["StringEquals"] = {"aws:SourceAccount": props["SourceAccount"]}
+            statement = {"Effect": "Allow", "Principal": {"Service": props["Principal"]},
+                         "Action": props["Action"], "Resource": arn}
+            if condition:
+                statement["Condition"] = condition
+            found.setdefault(arn, []).append({"Version": "2012-10-17", "Statement": [statement]})
+        return found
+
     def queue_policies(self) -> dict[str, list[dict[str, Any]]]:
         """Queue ARN → the documents of the ``AWS::SQS::QueuePolicy`` resources naming it."""
         found: dict[str, list[dict[str, Any]]] = {}

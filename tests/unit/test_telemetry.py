@@ -54,7 +54,7 @@ def test_every_function_of_the_template_is_wrapped() -> None:
         module, _, name = function.handler.rpartition(".")
         handler = getattr(importlib.import_module(module), name)
         assert getattr(handler, "correlation_id_path", None) in {
-            telemetry.EXECUTION, telemetry.FUNCTION_URL, telemetry.SCHEDULE
+            telemetry.EXECUTION, telemetry.FUNCTION_URL, telemetry.SCHEDULE, telemetry.STATUS_CHANGE
         }, function.logical
 
 
