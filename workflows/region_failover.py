@@ -7,11 +7,13 @@ no failover within the cooldown (state in Parameter Store), and the target regio
 An optional human approval comes before the act. Act records the before-state and shifts the
 traffic (ARC routing controls, the standby-takes-over object, Route 53 weighted records or a
 Global Accelerator traffic dial), after scaling the target's Auto Scaling group and waiting for
-its instances to be healthy. Verify waits for the
+its instances to be healthy, and moving an Aurora global database's writer into the target
+(switchover; failover with data loss only when the writer's region is down and AllowDataLoss). Verify waits for the
 change to be in sync and the target's canary to stay healthy for consecutive checks; only then is
 the failover recorded, which starts the cooldown (a failover that was rolled back starts none).
-Rollback restores the recorded split, then (only once traffic is back) the target's recorded
-capacity, and reports both as they then are; a rollback that
+Rollback restores the recorded split, then switches a switched-over writer back (a writer moved
+with data loss stays, and traffic with it), then (only once traffic and writer are back) the
+target's recorded capacity, and reports each as it then is; a rollback that
 fails or leaves the split changed escalates with the traffic read from the account. A manual run with ``{"opsflow": {"mode": "failback"}}`` moves
 traffic back with the same pre-flight, verify and rollback.
 """
@@ -43,6 +45,8 @@ SETTINGS = {
     "failoverBucket": "${FailoverBucket}",
     "failoverObjectKey": "${FailoverObjectKey}",
     "targetGroups": "${TargetGroupArns}",
+    "globalCluster": "${GlobalClusterIdentifier}",
+    "allowDataLoss": "${AllowDataLoss}",
     "minHealthyTargets": "${MinHealthyTargets}",
     "cooldownMinutes": "${FailoverCooldownMinutes}",
     "healthyPolls": "${HealthyPollsRequired}",
@@ -79,8 +83,26 @@ def phases() -> runbook.Phases:
         "Act: Record and shift traffic", "ShiftTrafficFunction", {"plan.$": "$.plan"},
         result_path="$.act",
     )
+    # The data tier before traffic: the global database's writer moves into the target region
+    # (no global database configured, or its writer already there: at once).
+    move_data = runbook.lambda_task(
+        "Act: Move database writer", "MoveDatabaseFunction", {"plan.$": "$.plan"},
+        result_path="$.database",
+    )
+    data_ready = sdk.Choice("Act: Writer moved?")
+    wait_data = sdk.Wait("Act: Wait for writer", seconds_path="$.plan.settings.pollSeconds")
+    check_data = runbook.lambda_task(
+        "Act: Check writer", "MoveDatabaseFunction",
+        {"plan.$": "$.plan", "database.$": "$.database", "check": True},
+        result_path="$.database",
+    )
+    move_data.next(data_ready)
+    data_ready.add_choice(ChoiceRule.BooleanEquals("$.database.ready", True), shift)
+    data_ready.default_choice(wait_data)
+    wait_data.next(check_data)
+    check_data.next(data_ready)
     scale.next(ready)
-    ready.add_choice(ChoiceRule.BooleanEquals("$.capacity.ready", True), shift)
+    ready.add_choice(ChoiceRule.BooleanEquals("$.capacity.ready", True), move_data)
     ready.default_choice(wait_capacity)
     wait_capacity.next(check_capacity)
     check_capacity.next(ready)
@@ -108,11 +130,24 @@ def phases() -> runbook.Phases:
     )
 
     restore = runbook.lambda_task(
-        "Rollback: Restore traffic, then capacity",
+        "Rollback: Restore traffic, writer, capacity",
         "RestoreTrafficFunction",
         {"plan.$": "$.plan", "error.$": "$.error"},
         result_path="$.rollback",
     )
+    # A switched-over writer is switched back once traffic is: wait for it, then capacity.
+    data_back = sdk.Choice("Rollback: Writer switching back?")
+    wait_back = sdk.Wait("Rollback: Wait for writer", seconds_path="$.plan.settings.pollSeconds")
+    check_back = runbook.lambda_task(
+        "Rollback: Check writer, then capacity",
+        "RestoreTrafficFunction",
+        {"plan.$": "$.plan", "error.$": "$.error", "rollback.$": "$.rollback", "check": True},
+        result_path="$.rollback",
+    )
+    restore.next(data_back)
+    data_back.add_choice(ChoiceRule.BooleanEquals("$.rollback.waiting", True), wait_back)
+    wait_back.next(check_back)
+    check_back.next(data_back)
     report = runbook.lambda_task(
         "Rollback: Report traffic left",
         "RestoreTrafficFunction",
@@ -133,7 +168,7 @@ def phases() -> runbook.Phases:
         verified=record,
         verified_tail=record,
         rollback=restore,
-        rollback_tail=restore,
+        rollback_tail=data_back,
         rollback_escalate_from=[],
         rollback_report=report,
         approval=True,

@@ -16,7 +16,7 @@ from runbook_kit.errors import AccountUnknown, InvalidEvent, RunbookError, requi
 from runbook_kit.notices import notice
 from runbook_kit.telemetry import handler
 
-from region_failover import capacity, traffic
+from region_failover import capacity, database, traffic
 
 logger = Logger(service="opsflow-region-failover")
 SCENARIO = "region-failover"
@@ -87,6 +87,8 @@ def _settings(raw: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         "failoverBucket": get("failoverBucket"),
         "failoverObjectKey": get("failoverObjectKey"),
         "targetGroups": _pairs(get("targetGroups"), "targetGroups"),
+        "globalCluster": str(get("globalCluster")),
+        "allowDataLoss": get("allowDataLoss"),
         "minHealthyTargets": get("minHealthyTargets"),
         "cooldownMinutes": get("cooldownMinutes"),
         "healthyPolls": get("healthyPolls"),
@@ -365,6 +367,8 @@ def preflight(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     target = plan["to"]
     problems: list[str] = []
     plan["capacity"] = _plan_capacity(plan, checks, problems)
+    plan["database"] = database.plan(aws.client, config["globalCluster"], plan["from"], target,
+                                     config["allowDataLoss"], checks, problems)
     group = config["targetGroups"].get(target)
     if plan["capacity"]:
         pass  # the group's own instances are checked once it is scaled (Act: Check capacity)
@@ -461,6 +465,36 @@ def scale_capacity(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @handler(logger)
+def move_database(payload: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Start the planned move of the global database's writer into the target region; with
+    ``"check": true``, read whether it is there (``DatabaseNotMoved`` once the checks run out,
+    with the cluster's state)."""
+    require(payload, "plan")
+    plan = payload["plan"]
+    config, planned = plan["settings"], plan.get("database")
+    if not planned or planned["method"] == database.NONE:
+        return {"ready": True, "summary": "no global database configured" if not planned
+                else f"the writer of {planned['cluster']} is already in {plan['to']}"}
+    verb = ("switch over" if planned["method"] == database.SWITCHOVER
+            else "fail over (data loss allowed)")
+    if plan["dryRun"]:
+        return {"ready": True, "dryRun": True,
+                "summary": f"would {verb} {planned['cluster']} to {plan['to']}"}
+    if not payload.get("check"):
+        database.start(aws.client, planned)
+        return {"ready": False, "attempt": 0,
+                "summary": f"{planned['cluster']}: {verb} to {plan['to']} started"}
+    attempt = int(payload["database"].get("attempt", 0)) + 1
+    described = database.describe(aws.client, planned["region"], planned["cluster"])
+    ready = database.settled_at(described, planned["to"])
+    summary = f"{database.state(described)} (check {attempt} of {config['maxPolls']})"
+    if not ready and attempt >= int(config["maxPolls"]):
+        raise database.DatabaseNotMoved(f"{summary}; the writer did not reach {plan['to']} in "
+                                        "time, and traffic was not moved")
+    return {"ready": ready, "attempt": attempt, "summary": summary}
+
+
+@handler(logger)
 def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     """Record the before-state in Parameter Store, then move the traffic.
 
@@ -504,6 +538,12 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     config = plan["settings"]
     synced = traffic.in_sync(aws.client, config, shifted)
     target = plan["to"]
+    planned = plan.get("database")
+    data = ""
+    if planned and planned["method"] != database.NONE and not plan["dryRun"]:
+        described = database.describe(aws.client, planned["region"], planned["cluster"])
+        synced = synced and database.settled_at(described, planned["to"])
+        data = f"; {database.state(described)}"
     alarm_name = next((n for n, r in config["alarms"].items() if r == target), None)
     alarm = (
         traffic.alarm_state(aws.client("cloudwatch", config["alarmRegion"]), alarm_name)
@@ -515,7 +555,7 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     now = traffic.read(aws.client, config)
     summary = (f"traffic {', '.join(f'{r} {w}' for r, w in now.items())}; change "
                f"{'in sync' if synced else 'propagating'}; {target} canary {alarm} "
-               f"({streak}/{config['healthyPolls']} healthy checks)")
+               f"({streak}/{config['healthyPolls']} healthy checks){data}")
     verb = "failback" if plan["mode"] == "failback" else "failover"
     return {
         "attempt": int(verify["attempt"]) + 1,
@@ -543,56 +583,112 @@ def _split(weights: dict[str, int]) -> str:
 
 @handler(logger)
 def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Put the recorded weights/dials back and report the traffic as it now is, read from the
-    account; ``complete`` is whether it is back to the recorded split.
+    """Put the recorded traffic back, then the database writer, then the capacity, and report
+    each as it now is, read from the account; ``complete`` is whether all are back.
 
-    With ``"report": true`` (the restore itself failed, ``rollbackError`` says how): move
-    nothing, only report the traffic as it is."""
+    A switched-over writer is switched back once traffic is back: ``waiting`` says the switch
+    is under way, and a call with ``"check": true`` (and the last result as ``rollback``) reads
+    it again, restoring the capacity once the writer is back. A writer moved by a failover with
+    data loss is not moved back, and then traffic and capacity stay as they are. With
+    ``"report": true`` (the restore itself failed, ``rollbackError`` says how): move nothing,
+    only report."""
     require(payload, "plan")
     plan = payload["plan"]
     config = plan["settings"]
     error = payload.get("error") or {}
     before = plan.get("before")
-    restored = False
-    if not payload.get("report") and not plan["dryRun"] and before:
+    reporting, checking = bool(payload.get("report")), bool(payload.get("check"))
+    last = payload.get("rollback") or {}
+    acting = not reporting and not plan["dryRun"]
+    planned = plan.get("database")
+    if planned and planned["method"] == database.NONE:
+        planned = None
+    described = (database.describe(aws.client, planned["region"], planned["cluster"])
+                 if planned else None)
+    # A failover with data loss that started cannot be undone here: leave traffic with it.
+    lost = bool(planned and described and planned["method"] == database.FAILOVER
+                and not database.settled_at(described, planned["from"]))
+    restored = bool(last.get("trafficRestored"))
+    if acting and not checking and before and not lost:
         if traffic.read(aws.client, config) != before:
             traffic.shift(aws.client, config, before)
             restored = True
     now = traffic.read(aws.client, config)
-    complete = not before or now == before
-    sized, held = _restore_capacity(plan, bool(complete) and not payload.get("report"))
+    traffic_back = not before or now == before
+    attempt = int(last.get("attempt", 0)) + 1 if checking else 0
+    waiting, data_back, data_note = False, True, ""
+    if planned and described:
+        data_back = database.settled_at(described, planned["from"])
+        if lost:
+            data_note = (
+                f" The writer moved by a failover with data loss and cannot be moved back "
+                f"until {plan['from']} resynchronises ({database.state(described)}): traffic "
+                "was left where it is, as moving it back would send it to a region without "
+                "the writer, and capacity as it is. Switch the writer back by hand "
+                f"(SwitchoverGlobalCluster) once {plan['from']} is in sync, then fail back.")
+        elif not data_back and acting and traffic_back:
+            if described.get("Status") == "available" and not checking:
+                try:
+                    database.switch_back(aws.client, planned)
+                    described = database.describe(aws.client, planned["region"],
+                                                  planned["cluster"])
+                except (RunbookError, BotoCoreError) as refused:
+                    data_note = f" Switching the writer back was refused ({refused})."
+            waiting = not data_note and attempt < int(config["maxPolls"])
+        if not data_back and not lost:
+            data_note = data_note or (
+                f" The writer is NOT back ({database.state(described)})"
+                + ("; switching back." if waiting else
+                   f"; switch it back by hand (SwitchoverGlobalCluster) to {planned['from']}."))
+        elif data_back:
+            data_note = f" Database: {database.state(described)}."
+    sized, held = ((None, False) if waiting else
+                   _restore_capacity(plan, traffic_back and data_back and not reporting))
     failure = _failure(error)
     move = f"Region {plan['mode']} {plan['from']} -> {plan['to']}"
-    if payload.get("report"):
+    if reporting:
         cause = (
             f"Rollback failed ({_failure(payload.get('rollbackError') or {})}) after the {move} "
             f"failed ({failure}). Traffic now: {_split(now)}"
             + (f"; recorded before: {_split(before)}. " if before else ". ")
-            + ("It is back to the recorded split." if complete and before else
+            + ("It is back to the recorded split." if traffic_back and before else
                "Set the split by hand." if before else "No split was recorded.")
         )
         headline = "ROLLBACK FAILED, act now"
-    elif complete:
+    elif traffic_back and data_back:
         cause = (
             f"{move} failed ({failure}). "
             + ("The recorded traffic split was restored. " if restored else "Traffic was not moved. ")
             + f"Traffic now: {_split(now)}"
         )
         headline = "FAILED, rolled back"
+    elif traffic_back:
+        cause = (f"{move} failed ({failure}). "
+                 + ("The recorded traffic split was restored. " if restored else
+                    "Traffic was not moved. ") + f"Traffic now: {_split(now)}.")
+        headline = "ROLLBACK INCOMPLETE, act now"
     else:
         cause = (
             f"{move} failed ({failure}). The traffic is NOT back to the recorded split: now "
-            f"{_split(now)}, recorded before {_split(before)}. Set the split by hand."
+            f"{_split(now)}, recorded before {_split(before)}."
+            + ("" if lost else " Set the split by hand.")
         )
         headline = "ROLLBACK INCOMPLETE, act now"
-    cause += capacity.describe(plan.get("capacity"), sized)
-    if held:
-        cause += " It was left scaled, as traffic is not back."
+    cause += data_note
+    if not waiting:
+        cause += capacity.describe(plan.get("capacity"), sized)
+        if held:
+            cause += (" It was left scaled, as traffic is not back." if not traffic_back or lost
+                      else " It was left scaled, as the writer is not back.")
     return {
         "cause": cause,
-        "complete": bool(complete) and not payload.get("report") and not held,
+        "complete": traffic_back and data_back and not reporting and not held,
+        "waiting": waiting,
+        "attempt": attempt,
+        "trafficRestored": restored,
         "traffic": now,
         "capacity": sized,
+        "database": database.state(described) if described else None,
         "notice": notice(
             f"opsflow: region {plan['mode']} {headline}",
             f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic now: {_split(now)}",

@@ -19,6 +19,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Type": "String",
         "Default": "",
     },
+    "AllowDataLoss": {
+        "Type": "String",
+        "Default": "false",
+        "AllowedValues": ["true", "false"],
+    },
     "ApprovalTimeoutSeconds": {
         "Type": "Number",
         "Default": "900",
@@ -81,6 +86,11 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "Type": "String",
         "Default": "true",
         "AllowedValues": ["true", "false"],
+    },
+    "GlobalClusterIdentifier": {
+        "Type": "String",
+        "Default": "",
+        "AllowedPattern": "^$|^[a-zA-Z][a-zA-Z0-9-]{0,62}$",
     },
     "HealthyPollsRequired": {
         "Type": "Number",
@@ -232,6 +242,8 @@ SETTINGS: dict[str, dict[str, str | None]] = {
         "failoverBucket": "FailoverBucket",
         "failoverObjectKey": "FailoverObjectKey",
         "targetGroups": "TargetGroupArns",
+        "globalCluster": "GlobalClusterIdentifier",
+        "allowDataLoss": "AllowDataLoss",
         "minHealthyTargets": "MinHealthyTargets",
         "cooldownMinutes": "FailoverCooldownMinutes",
         "healthyPolls": "HealthyPollsRequired",

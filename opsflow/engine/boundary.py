@@ -349,8 +349,11 @@ def _answer(boundary: Boundary, service: str, operation: str, region: str,
             return _Http(200), answer
         if service == "lambda" and operation == "Invoke":
             return _Http(200), _lambda_response(boundary, params)
-        if service in boundary.fakes:
-            result = boundary.fakes[service].handle(operation, params, region)
+        fake = boundary.fakes.get(service)
+        # A fake answers its whole service, or only the operations it names (``operations``:
+        # the part of a service moto has that moto lacks).
+        if fake is not None and operation in getattr(fake, "operations", (operation,)):
+            result = fake.handle(operation, params, region)
             result.setdefault("ResponseMetadata", {"HTTPStatusCode": 200, "RequestId": "opsflow-local"})
             return _Http(200), result
     except AwsError as exc:

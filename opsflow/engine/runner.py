@@ -31,6 +31,7 @@ from opsflow.engine import boundary as api
 from opsflow.engine import cures, delivery, dynamics, limits, observe, stack, worlds
 from opsflow.engine.calls import CallLog
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
+from opsflow.engine.fakes.rds_global_clusters import GlobalClusterFake
 from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
 from opsflow.engine.iam import policy
@@ -309,8 +310,10 @@ class LocalEngine:
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
             "route53-recovery-cluster": RoutingControlFake(account=ACCOUNT),
+            "rds": GlobalClusterFake(self.clock.now, account=ACCOUNT),
         }
         self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
+        self.fakes["rds"].unreachable = self.boundary.unreachable
         limits.register(self.boundary, self.clock)
         self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
         dynamics.Route53Dynamics(self.clock, self.boundary).activate()

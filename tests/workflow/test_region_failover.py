@@ -289,7 +289,7 @@ def test_verify_failure_rolls_back_to_the_original_weights(engine_factory: Any) 
     assert execution.error == "Runbook.RolledBack"
     assert "not confirmed after 10 checks" in execution.cause
     assert weights(engine) == {PRIMARY: 100, STANDBY: 0}
-    assert "Rollback: Restore traffic, then capacity" in execution.states
+    assert "Rollback: Restore traffic, writer, capacity" in execution.states
 
 
 def test_failback_moves_traffic_home(engine: Any) -> None:

@@ -348,6 +348,12 @@ def _named(
             add("change", str(params["Id"]).rsplit("/", 1)[-1])
     if service == "s3" and params.get("Bucket") and params.get("Key"):
         add_arn(f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+    if service == "rds":
+        if params.get("GlobalClusterIdentifier"):
+            add("global-cluster", str(params["GlobalClusterIdentifier"]))
+        target = str(params.get("TargetDbClusterIdentifier") or "")
+        if target and not target.startswith("arn:"):
+            add("cluster", target)
     if service == "servicequotas" and params.get("QuotaCode"):
         add("quota", f"{params.get('ServiceCode', '*')}/{params['QuotaCode']}")
     if service == "cloudwatch":

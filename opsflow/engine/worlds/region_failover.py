@@ -5,7 +5,7 @@ Load Balancer; a hosted zone with weighted records (100/0); a Global Accelerator
 endpoint group per region (dials 100/0); an ARC cluster (five regional endpoints) whose control
 panel has one routing control per region (On/Off) and a safety rule that keeps at least one On;
 failover records gated by a health check on an object in an S3 bucket of the standby ("standby
-takes over primary"); three hours of canary history with realistic noise, and the canary alarms
+takes over primary"); an Aurora global database with its writer in the primary; three hours of canary history with realistic noise, and the canary alarms
 of ``template.yaml`` OK."""
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ GROUP_SIZE = 3
 GROUP_MAX = 6
 FAILOVER_BUCKET = "shop-failover-123456789012"
 FAILOVER_KEY = "opsflow/region-failover/serving"
+DATABASE = "shop"
+"""The Aurora global database of the service: one member cluster per region, the writer in
+the primary (``--param GlobalClusterIdentifier=shop`` turns the data tier step on)."""
 ARC_ENDPOINT_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "ap-southeast-2"]
 """The Regions of the ARC cluster's five endpoints (ARC places them; these are typical)."""
 
@@ -149,6 +152,8 @@ def build(context: Any) -> dict[str, Any]:
                                                 "On" if region == primary else "Off")
                 for region in REGIONS}
     arc.add_assertion_rule(panel, "at-least-one-region-serves", list(controls.values()), 1)
+    context.fakes["rds"].add_global_cluster(
+        DATABASE, {region: f"{DATABASE}-{region}" for region in REGIONS}, writer=primary)
     context.clock.advance(30)  # the accelerator is deployed before any incident starts
     now = context.clock.now()
     cloudwatch = client("cloudwatch", "us-east-1")
