@@ -351,9 +351,9 @@ def _named(
     if service == "rds":
         if params.get("GlobalClusterIdentifier"):
             add("global-cluster", str(params["GlobalClusterIdentifier"]))
-        target = str(params.get("TargetDbClusterIdentifier") or "")
-        if target and not target.startswith("arn:"):
-            add("cluster", target)
+        cluster = str(params.get("TargetDbClusterIdentifier") or "")
+        if cluster and not cluster.startswith("arn:"):
+            add("cluster", cluster)
     if service == "servicequotas" and params.get("QuotaCode"):
         add("quota", f"{params.get('ServiceCode', '*')}/{params['QuotaCode']}")
     if service == "cloudwatch":
