@@ -36,9 +36,11 @@ STEPS: list[Step] = [
          "us-east-1 -> failover",
          "chaos latency --region us-east-2 --delay-ms 300 --minutes 15"),
     Step("region-failover: us-east-2 goes down: the alarm fires from us-east-1, which scales its "
-         "capacity, then switches ARC routing controls",
+         "capacity, fails the Aurora global database's writer over (data loss allowed), then "
+         "switches ARC routing controls",
          "chaos region-outage --region us-east-2 --param TrafficMechanism=arc "
-         "--param AutoScalingGroupName=web --param StandbyCapacity=3"),
+         "--param AutoScalingGroupName=web --param StandbyCapacity=3 "
+         "--param GlobalClusterIdentifier=shop --param AllowDataLoss=true"),
     Step("region-failover: the same outage with Route 53's control plane down too: the weights "
          "escalate, nothing moved (exit 1 expected)",
          "chaos region-outage --region us-east-2 --route53-down "
