@@ -254,9 +254,10 @@ class GlobalClusterFake:
             ],
         }
         if found.operation is not None:
-            # The member's enumeration is pending | failing-over | cancelling, for both kinds.
+            # The API reference's values: failing-over for a failover, switching-over for a
+            # switchover (botocore's enumeration lists only pending, failing-over, cancelling).
             shaped["FailoverState"] = {
-                "Status": "failing-over",
+                "Status": "failing-over" if found.operation.data_loss else "switching-over",
                 "FromDbClusterArn": found.operation.source,
                 "ToDbClusterArn": found.operation.target,
                 "IsDataLossAllowed": found.operation.data_loss,
