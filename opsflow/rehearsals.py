@@ -29,6 +29,9 @@ class Rehearsal:
     stop_at: str = ""
     """A state at whose entry an operator stops the run (StopExecution): the run dies outside
     its runbook, and the runbook-died alert tells a person."""
+    prior: str = ""
+    """An event (path under ``events/``) run first in the same account, e.g. the failover a
+    failback follows; its calls count as the rehearsal's."""
 
     @property
     def name(self) -> str:
@@ -37,6 +40,8 @@ class Rehearsal:
             extra.append(self.approval)
         if self.stop_at:
             extra.append(f"stopped at {self.stop_at}")
+        if self.prior:
+            extra.append(f"after {self.prior}")
         return f"{self.event}" + (f" [{', '.join(extra)}]" if extra else "")
 
     def load(self) -> Any:
@@ -112,6 +117,11 @@ EXTRA: dict[str, list[Rehearsal]] = {
                   parameters=(("GlobalClusterIdentifier", "shop"), ("TrafficMechanism", "arc"),
                               ("AllowDataLoss", "true")),
                   why="the writer's region does not answer: failover with data loss"),
+        Rehearsal("region-failover", "region-failover/failback.json",
+                  prior="region-failover/alarm-primary.json",
+                  parameters=(("AutoScalingGroupName", "web"), ("TrafficMechanism", "arc"),
+                              ("GlobalClusterIdentifier", "shop")),
+                  why="failback after a failover: writer switched back, the standby scaled back"),
     ],
     "ebs-quota-forecast": [
         Rehearsal("ebs-quota-forecast", "ebs-quota-forecast/daily-schedule.json",
@@ -215,6 +225,9 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
     with engine:
         if adjust is not None:
             adjust(engine)
+        if case.prior:
+            first = json.loads((ROOT / "events" / case.prior).read_text(encoding="utf-8"))
+            engine.run(case.scenario, first, watch=False)
         event = case.load()
         rules = [r for r in engine.match(event) if r.scenario == case.scenario]
         try:

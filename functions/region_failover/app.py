@@ -521,14 +521,34 @@ def shift_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _record_verified(plan: dict[str, Any]) -> dict[str, Any]:
+    """Record the verified move. A verified failover also records the size the standby's group
+    had before it was scaled for the traffic; a verified failback puts that size back (the
+    traffic has left the standby), then forgets it."""
     config = plan["settings"]
     ssm = aws.client("ssm", config["alarmRegion"])
     state = traffic.load_state(ssm, config["stateParameter"])
     state["verified"] = {"execution": plan["execution"], "mode": plan["mode"], "at": plan["time"]}
+    result: dict[str, Any] = {"recorded": plan["mode"]}
+    scaled = plan.get("capacity")
     if plan["mode"] == "failover":
         state["lastFailover"] = plan["time"]
+        if scaled and not plan["dryRun"]:
+            state["scaledForFailover"] = {k: scaled[k] for k in ("region", "group", "before")}
+    else:
+        recorded = state.get("scaledForFailover")
+        if recorded and recorded["region"] == plan["from"] and not plan["dryRun"]:
+            before = recorded["before"]
+            capacity.resize(aws.client, recorded["region"], recorded["group"], before["min"],
+                            before["desired"])
+            found = capacity.group(aws.client, recorded["region"], recorded["group"])
+            result["capacity"] = capacity.size(found) if found else None
+            result["summary"] = (f"{recorded['group']} in {recorded['region']} put back to min "
+                                 f"{before['min']}, desired {before['desired']}, as before the "
+                                 "failover")
+            del state["scaledForFailover"]
     traffic.save_state(ssm, config["stateParameter"], state)
-    return {"recorded": plan["mode"], "lastFailover": state.get("lastFailover")}
+    result["lastFailover"] = state.get("lastFailover")
+    return result
 
 
 @handler(logger)

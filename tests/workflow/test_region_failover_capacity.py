@@ -117,3 +117,40 @@ def test_capacity_dry_run_scales_nothing(engine_factory: Any) -> None:
 
     assert execution.outcome == "dry-run", execution.cause
     assert size(STANDBY) == (0, 0) and states(engine) == BEFORE
+
+
+def test_failback_puts_the_standby_back_to_its_size_before_the_failover(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(**WITH_CAPACITY)
+    assert engine.run(SCENARIO, load_event("region-failover/alarm-primary.json")).outcome == (
+        "mitigated")
+    assert size(STANDBY) == (3, 3)
+
+    execution = engine.run(SCENARIO, load_event("region-failover/failback.json"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    assert states(engine) == BEFORE
+    assert size(STANDBY) == (0, 0)  # as the world had it before the failover
+    assert size(PRIMARY) == (3, 3)
+    # Only after the failback was verified, with the traffic gone from the standby.
+    calls = [c[1] for c in engine.boundary.calls]
+    last_shift = max(i for i, op in enumerate(calls) if op == "UpdateRoutingControlStates")
+    last_resize = max(i for i, op in enumerate(calls) if op == "UpdateAutoScalingGroup")
+    assert last_resize > last_shift
+    recorded = next(e for e in execution.history
+                    if (e.get("stateExitedEventDetails") or {}).get("name")
+                    == "Verify: Record verified move")
+    assert "put back to min 0, desired 0" in recorded["stateExitedEventDetails"]["output"]
+
+
+def test_a_failover_rolled_back_leaves_no_size_for_a_failback_to_restore(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(("route53-recovery-cluster:ListRoutingControls=AccessDeniedException*6",),
+                            **WITH_CAPACITY)
+    assert engine.run(SCENARIO, load_event("region-failover/alarm-primary.json")).error == (
+        "Runbook.RolledBack")
+    state = boto3.client("ssm", region_name=STANDBY).get_parameter(
+        Name="/opsflow/region-failover/state")["Parameter"]["Value"]
+    assert "scaledForFailover" not in state
