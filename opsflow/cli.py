@@ -468,7 +468,8 @@ def cmd_chaos_region_outage(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--region {region} is where the stack runs: the runbook would go down with it"
             )
-        played = engine.chaos_region_outage(region, args.minutes, args.route53_down)
+        status = None if args.errors == "connection" else int(args.errors)
+        played = engine.chaos_region_outage(region, args.minutes, args.route53_down, status)
         return _run_chaos(args, engine, played)
 
 
@@ -637,6 +638,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--minutes", type=int, default=15)
     q.add_argument("--route53-down", action="store_true",
                    help="Route 53's API (its control plane, us-east-1) is down too")
+    q.add_argument("--errors", choices=["connection", "500", "503"], default="connection",
+                   help="how the region's endpoints fail: refuse connections (default), or "
+                   "answer every call with HTTP 500 or 503")
     runnable(q)
     q.set_defaults(func=cmd_chaos_region_outage)
     return top

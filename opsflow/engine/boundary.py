@@ -143,6 +143,9 @@ class Boundary:
     unreachable: set[str] = field(default_factory=set)
     """Regions whose every API endpoint is down (a Region outage): each attempt of a call to
     them fails with a connection error, below the SDK's retries."""
+    server_errors: dict[str, int] = field(default_factory=dict)
+    """Regions of ``unreachable`` whose endpoints answer with this HTTP status (a 5xx) instead of
+    refusing connections: the outage as a service that is up but failing."""
     unreachable_services: set[str] = field(default_factory=set)
     """Services whose API does not answer anywhere (e.g. ``route53``: its control plane)."""
     engine_errors: list[str] = field(default_factory=list)
@@ -361,6 +364,11 @@ def _answer(boundary: Boundary, service: str, operation: str, region: str,
     return None
 
 
+SERVER_ERRORS = {500: "InternalFailure", 503: "ServiceUnavailable"}
+"""The error code a Region in outage answers with, by HTTP status (the codes AWS's query and
+JSON services use; botocore's standard retry mode retries both)."""
+
+
 def _get_response(self: Any, request: Any, operation_model: Any, context: Any) -> Any:
     boundary = _active
     stack = getattr(_local, "requests", None)
@@ -369,6 +377,10 @@ def _get_response(self: Any, request: Any, operation_model: Any, context: Any) -
         if operation == operation_model.name and not bypassed and (
             region in boundary.unreachable or service in boundary.unreachable_services
         ):
+            status = boundary.server_errors.get(region)
+            if status is not None and service not in boundary.unreachable_services:
+                return _error(SERVER_ERRORS.get(status, "InternalFailure"),
+                              f"the service is unavailable in {region}", status), None
             return None, EndpointConnectionError(endpoint_url=request.url)
         if operation == operation_model.name:
             answered = _answer(boundary, service, operation, region, params, bypassed)

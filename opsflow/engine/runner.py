@@ -798,13 +798,14 @@ class LocalEngine:
         return world.chaos_latency(self, region, delay_ms, minutes, jitter_ms)
 
     def chaos_region_outage(
-        self, region: str, minutes: int = 15, route53_down: bool = False
+        self, region: str, minutes: int = 15, route53_down: bool = False,
+        server_error: int | None = None,
     ) -> Chaos:
         """Take a whole Region down (region-failover's world:
         :func:`opsflow.engine.worlds.region_failover.region_outage`)."""
         from opsflow.engine.worlds import region_failover as world
 
-        return world.region_outage(self, region, minutes, route53_down)
+        return world.region_outage(self, region, minutes, route53_down, server_error)
 
     def _answer_approval(self) -> None:
         """Answer the approval request just published as its approver would: open the approve

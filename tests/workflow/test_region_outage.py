@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 SCENARIO = "region-failover"
 PRIMARY, STANDBY = "us-east-2", "us-east-1"
@@ -31,8 +31,9 @@ def standby_desired() -> int:
     return int(group["DesiredCapacity"])
 
 
-def outage_run(engine: Any, route53_down: bool = False) -> Any:
-    played = engine.chaos_region_outage(PRIMARY, minutes=15, route53_down=route53_down)
+def outage_run(engine: Any, route53_down: bool = False, server_error: int | None = None) -> Any:
+    played = engine.chaos_region_outage(PRIMARY, minutes=15, route53_down=route53_down,
+                                        server_error=server_error)
     assert played.event is not None, played.log
     assert played.event["detail"]["alarmName"] == f"opsflow-canary-{PRIMARY}"
     assert played.event["region"] == engine.stack.region == STANDBY  # seen from the survivor
@@ -125,3 +126,21 @@ def test_cli_region_outage_refuses_the_stacks_own_region(capsys: pytest.CaptureF
     assert cli.main(["chaos", "region-outage", "--region", STANDBY]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "where the stack runs" in err
+
+
+@pytest.mark.parametrize("status, code", [(503, "ServiceUnavailable"), (500, "InternalFailure")])
+def test_an_outage_answering_5xx_is_mitigated_from_the_standby_too(
+    engine_factory: Any, status: int, code: str
+) -> None:
+    engine = engine_factory(TrafficMechanism="arc", GlobalClusterIdentifier="shop",
+                            AllowDataLoss="true", **OUTAGE)
+    execution = outage_run(engine, server_error=status)
+
+    assert execution.outcome == "mitigated", execution.cause
+    failed = {(c["service"], c["operation"]) for c in execution.calls
+              if c["region"] == PRIMARY and c["error"] == code}
+    assert ("rds", "DescribeGlobalClusters") in failed  # the writer's region, asked and failing
+    assert engine.fakes["rds"].writer("shop") == STANDBY and standby_desired() == 3
+    with pytest.raises(ClientError) as error:
+        boto3.client("ec2", region_name=PRIMARY).describe_instances()
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == status

@@ -269,14 +269,17 @@ def chaos_latency(engine: Any, region: str, delay_ms: int, minutes: int,
     return _play(engine, region, degraded, end, log)
 
 
-def region_outage(engine: Any, region: str, minutes: int, route53_down: bool = False) -> Any:
+def region_outage(engine: Any, region: str, minutes: int, route53_down: bool = False,
+                  server_error: int | None = None) -> Any:
     """Take ``region`` down: from now on every API call to it fails with a connection error
-    (below the SDK's retries, for the runbook's calls; the engine's own reads still see the
-    account), and, with ``route53_down``, Route 53's API too (its control plane, in
-    us-east-1). The canary, running in the stack's region, cannot reach the region's endpoint
+    (with ``server_error``, e.g. 503: every endpoint answers that status instead), below the
+    SDK's retries, for the runbook's calls (the engine's own reads still see the account);
+    with ``route53_down``, Route 53's API too (its control plane, in us-east-1). The canary, running in the stack's region, cannot reach the region's endpoint
     and publishes its timeout each minute; the region's anomaly alarm is evaluated from there
     until it enters ALARM (at most ``minutes``)."""
     engine.boundary.unreachable.add(region)
+    if server_error is not None:
+        engine.boundary.server_errors[region] = server_error
     if route53_down:
         engine.boundary.unreachable_services.add("route53")
     start = engine.clock.now()
@@ -284,7 +287,9 @@ def region_outage(engine: Any, region: str, minutes: int, route53_down: bool = F
     series = [(at, CANARY_TIMEOUT_MS) for at, _ in alarms.synthetic_history(
         region, start, end + timedelta(minutes=1), BASE_MS[region], NOISE_MS[region],
         seed=start.isoformat())]
-    log = [f"chaos: region {region} is down: every API endpoint there refuses connections"
+    answer = (f"answers HTTP {server_error}" if server_error is not None
+              else "refuses connections")
+    log = [f"chaos: region {region} is down: every API endpoint there {answer}"
            + ("; Route 53's API (control plane) does not answer either" if route53_down else "")
            + f"; the canary in the stack's region {engine.stack.region} times out on it"]
     return _play(engine, region, series, end, log)
