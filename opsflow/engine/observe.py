@@ -134,6 +134,7 @@ def snapshot(
             view[(rid, region, f"groups:{eni}")] = ",".join(groups)
     if account is not None:
         view.update(serving(regions, account))
+        view.update(objects(regions, account))
     ddb = _client("dynamodb", "us-east-1")
     for table in tables:
         for item in ddb.scan(TableName=table).get("Items", []):
@@ -184,6 +185,31 @@ def serving(regions: list[str], account: str) -> dict[Key, Any]:
                 for device, mapping in list(i.block_device_mapping.items()):
                     view[(i.id, region, f"deleteOnTermination:{device}")] = bool(
                         mapping.delete_on_termination)
+    return view
+
+
+BODY_SHOWN = 200
+"""An object's body up to this many bytes of text is part of the view (a failover object's
+``opsflow: standby serves``); a larger or binary one is seen by its ETag only."""
+
+
+def objects(regions: list[str], account: str) -> dict[Key, Any]:
+    """Every S3 object of the buckets in ``regions``, from moto's backend: its ETag, and its
+    text when short (what the standby-takes-over switch writes)."""
+    from moto.s3.models import s3_backends
+
+    view: dict[Key, Any] = {}
+    for bucket in list(s3_backends[account]["global"].buckets.values()):
+        if bucket.region_name not in regions:
+            continue
+        for key in list(bucket.keys.values()):
+            where = (f"s3://{bucket.name}/{key.name}", bucket.region_name)
+            view[(*where, "etag")] = key.etag
+            if key.size <= BODY_SHOWN:
+                try:
+                    view[(*where, "body")] = key.value.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
     return view
 
 

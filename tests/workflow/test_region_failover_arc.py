@@ -162,6 +162,10 @@ def test_standby_takes_over_on_the_s3_data_plane(engine_factory: Any) -> None:
     assert failover_object(engine) == "opsflow: standby serves"
     assert weights(engine) == {STANDBY: 0, PRIMARY: 100}
     assert "data plane only (an S3 object" in execution.notifications[0]["message"]
+    # The report's effects show the switch itself: the object's text, read from the account.
+    assert {(e["field"], e["before"], e["after"]) for e in execution.effects
+            if e["resource"].startswith("s3://") and e["field"] == "body"} == {
+        ("body", "opsflow: primary serves", "opsflow: standby serves")}
     failback = engine.run(SCENARIO, load_event("region-failover/failback.json"))
     assert failback.outcome == "mitigated", failback.cause
     assert failover_object(engine) == "opsflow: primary serves"
