@@ -26,20 +26,60 @@ CASES = [
 ]
 
 
+EXECUTION_GOAL = 0.150
+"""Seconds: a local execution of each main case (issue #9)."""
+BARE_RATIO_GOAL = 2.0
+"""A rehearsal's execution against moto's interpreter running the same definition with the same
+in-process Lambdas and none of opsflow's checks."""
+
+
+def _bare_run(engine: Any, scenario: str, event: dict[str, Any]) -> int:
+    """The same execution as moto's interpreter alone runs it: the deployed definition, the
+    in-process Lambdas, and nothing of opsflow's (no IAM, no call log, no before/after diff,
+    no history read); its end is awaited on the interpreter's own history event. Returns the
+    states entered."""
+    import threading
+
+    from opsflow.engine import cures
+
+    engine.boundary.authorizer = None
+    entered: list[str] = []
+    done = threading.Event()
+
+    def listen(item: dict[str, Any]) -> None:
+        if "stateEnteredEventDetails" in item:
+            entered.append(item["stateEnteredEventDetails"]["name"])
+        if item["type"] in ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted",
+                            "ExecutionTimedOut"):
+            done.set()
+
+    cures.HISTORY_LISTENERS.append(listen)
+    try:
+        engine.client("stepfunctions").start_execution(
+            stateMachineArn=engine.state_machines[scenario], name=f"bare-{time.monotonic_ns()}",
+            input=json.dumps(event))
+        done.wait(60)
+    finally:
+        cures.HISTORY_LISTENERS.remove(listen)
+    return len(entered)
+
+
 def bench_runbooks() -> None:
+    from bench import goals
     from opsflow.engine.runner import LocalEngine
 
-    print(f"Local executions ({RUNS} runs each, fresh emulated account per run; IAM enforced, "
-          "and the same run without it for its cost)")
+    print(f"Local executions ({RUNS} runs each, fresh emulated account per run; IAM enforced; "
+          "bare = moto's interpreter alone on the same definition and in-process Lambdas)")
     header = (
-        f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'no IAM s':>9} "
-        f"{'IAM cost':>9} {'setup s':>8} {'transitions':>11} {'virtual s':>10}"
+        f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'bare s':>7} "
+        f"{'x bare':>7} {'ms/state':>9} {'no IAM s':>9} {'setup s':>8} {'transitions':>11} "
+        f"{'virtual s':>10}"
     )
     print(header)
     print("-" * len(header))
     for scenario, path, label in CASES:
         event = json.loads((ROOT / path).read_text())
-        walls, bare, setups, transitions, virtual = [], [], [], set(), set()
+        walls, unchecked, bares, setups, transitions, virtual = [], [], [], [], set(), set()
         for _ in range(RUNS):
             for enforce in (True, False):
                 start = time.perf_counter()
@@ -48,23 +88,54 @@ def bench_runbooks() -> None:
                         setups.append(time.perf_counter() - start)
                     begin = time.perf_counter()
                     execution = engine.run(scenario, event)
-                    (walls if enforce else bare).append(time.perf_counter() - begin)
+                    (walls if enforce else unchecked).append(time.perf_counter() - begin)
                 transitions.add(execution.transitions)
                 virtual.add(execution.virtual_seconds)
-        median, without = statistics.median(walls), statistics.median(bare)
+            with LocalEngine(scenarios=[scenario], enforce_iam=False) as engine:
+                begin = time.perf_counter()
+                entered = _bare_run(engine, scenario, event)
+                bares.append(time.perf_counter() - begin)
+            assert entered == execution.transitions, (scenario, entered, execution.transitions)
+        median, bare = statistics.median(walls), statistics.median(bares)
+        states = max(transitions)
         print(
-            f"{scenario:<19} {label:<24} {median:>9.3f} {min(walls):>7.3f} {without:>9.3f} "
-            f"{(median - without) / without:>+9.0%} "
-            f"{statistics.median(setups):>8.3f} {'/'.join(map(str, sorted(transitions))):>11} "
+            f"{scenario:<19} {label:<24} {median:>9.3f} {min(walls):>7.3f} {bare:>7.3f} "
+            f"{median / bare:>6.2f}x {median / states * 1000:>9.1f} "
+            f"{statistics.median(unchecked):>9.3f} {statistics.median(setups):>8.3f} "
+            f"{'/'.join(map(str, sorted(transitions))):>11} "
             f"{'/'.join(f'{v:.0f}' for v in sorted(virtual)):>10}"
         )
+        goals.record(f"execution, {scenario} ({label})", median, EXECUTION_GOAL)
+        goals.record(f"  against bare moto, {scenario} ({label})", median / bare,
+                     BARE_RATIO_GOAL, "x", f"bare {bare:.3f} s")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")
     print(
         "transitions = states entered (the Standard-workflow price driver, $0.025 per 1,000); "
-        "virtual s = event to final state on the virtual clock; no IAM s = the same run with "
-        "no IAM evaluation at all (only to price enforcement; every rehearsal enforces IAM)."
+        "virtual s = event to final state on the virtual clock; ms/state = median / transitions; "
+        "no IAM s = the rehearsal with no IAM evaluation (only to price enforcement; every "
+        "rehearsal enforces IAM)."
     )
+
+
+def bench_profile() -> None:
+    """Where the slowest main case's time goes, by component (sampled, every thread)."""
+    from bench import profile
+    from opsflow.engine.runner import LocalEngine
+
+    scenario, path, label = CASES[0]
+    event = json.loads((ROOT / path).read_text())
+    with LocalEngine(scenarios=[scenario]) as engine:
+        engine.run(scenario, event)  # warm
+    with LocalEngine(scenarios=[scenario]) as engine:
+        with profile.Sampler() as sampler:
+            engine.run(scenario, event)
+    profile.print_profile(f"Profile of one {scenario} execution ({label}), rehearsal",
+                          sampler)
+    with LocalEngine(scenarios=[scenario], enforce_iam=False) as engine:
+        with profile.Sampler() as sampler:
+            _bare_run(engine, scenario, event)
+    profile.print_profile("Profile of the same execution, bare moto", sampler)
 
 
 def bench_failover_detection() -> None:
@@ -135,17 +206,25 @@ def _wall(argv: list[str], runs: int) -> float:
 
 def bench_cli() -> None:
     """Whole processes, as a person runs them (warm disk caches)."""
+    from bench import goals
+
     opsflow = [sys.executable, "-m", "opsflow"]
     bare = _wall([sys.executable, "-c", "pass"], 5)
     boto = _wall([sys.executable, "-c", "import boto3"], 3)
+    engine = _wall([sys.executable, "-c", "import opsflow.engine.runner, moto.ec2, "
+                    "moto.stepfunctions, moto.autoscaling, moto.elbv2"], 3)
     helped = _wall([*opsflow, "--help"], 5)
     print("\nWhole CLI processes (median wall time, warm caches)")
     print(f"  python -c pass           {bare:6.3f} s   (the interpreter alone)")
     print(f"  python -c 'import boto3' {boto:6.3f} s")
+    print(f"  import the engine, moto  {engine:6.3f} s   (what every run imports before it starts)")
     print(f"  opsflow --help           {helped:6.3f} s")
+    goals.record("opsflow --help", helped, 0.2)
     for scenario, path, _ in CASES[:1] + CASES[2:]:
         took = _wall([*opsflow, "run", scenario, "--event", path], 3)
         print(f"  opsflow run {scenario:<19} {took:6.3f} s")
+        goals.record(f"opsflow run {scenario} (whole process)", took, 1.0,
+                     note=f"imports {engine:.2f} s of it")
 
 
 def _abuse_at_scale(count: int) -> tuple[float, str]:
@@ -190,7 +269,13 @@ def _census_at_scale(count: int) -> tuple[float, str]:
         return time.perf_counter() - start, execution.outcome or execution.error or ""
 
 
+SCALE_GOALS = {("instance", 1000): 10.0, ("volume", 10_000): 5.0}
+"""Seconds: an abuse report naming 1,000 instances mitigated; a census of 10,000 volumes."""
+
+
 def bench_scale() -> None:
+    from bench import goals
+
     print("\nScale (one run each, after a warm-up run; the cost of each added resource should "
           "stay flat)")
     _abuse_at_scale(3)
@@ -204,6 +289,9 @@ def bench_scale() -> None:
         base: tuple[int, float] | None = None
         for count in counts:
             took, outcome = measure(count)
+            limit = SCALE_GOALS.get((unit, count))
+            if limit is not None:
+                goals.record(f"{unit}s: {count:,}", took, limit)
             marginal = ""
             if base is not None:
                 marginal = (f", {(took - base[1]) / (count - base[0]) * 1000:.2f} ms per added "
@@ -250,6 +338,7 @@ def main() -> int:
         print(json.dumps(case_memory(sys.argv[2], sys.argv[3])))
         return 0
     bench_runbooks()
+    bench_profile()
     bench_failover_detection()
     bench_region_outage()
     bench_memory()
@@ -259,9 +348,11 @@ def main() -> int:
 
     view.main()
     print()
-    from bench import forecast_backtest
+    from bench import forecast_backtest, goals
 
-    return forecast_backtest.main([])
+    status = forecast_backtest.main([])
+    goals.report()
+    return status
 
 
 if __name__ == "__main__":

@@ -135,17 +135,60 @@ def snapshot(
     if account is not None:
         view.update(serving(regions, account))
         view.update(objects(regions, account))
-    ddb = _client("dynamodb", "us-east-1")
+        view.update(stack_state(account, tables, parameters))
+        return view
+    ddb = _client("dynamodb", STACK_REGION)
     for table in tables:
         for item in ddb.scan(TableName=table).get("Items", []):
-            view[(f"{table}/{item['pk']['S']}", "us-east-1", "item")] = "present"
-    ssm = _client("ssm", "us-east-1")
+            view[(f"{table}/{item['pk']['S']}", STACK_REGION, "item")] = "present"
+    ssm = _client("ssm", STACK_REGION)
     for name in parameters:
         try:
             value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
         except ssm.exceptions.ParameterNotFound:
             value = None
-        view[(name, "us-east-1", "value")] = value
+        view[(name, STACK_REGION, "value")] = value
+    return view
+
+
+STACK_REGION = "us-east-1"
+"""Where the local stack's tables, parameters and alarms live (the engine's region)."""
+
+
+def stack_state(account: str, tables: list[str], parameters: list[str]) -> dict[Key, Any]:
+    """The stack's DynamoDB items (by key) and SSM parameter values, from moto's backends."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.ssm.models import ssm_backends
+
+    view: dict[Key, Any] = {}
+    backend = dynamodb_backends[account][STACK_REGION]
+    for name in tables:
+        table = backend.tables.get(name)
+        for item in table.all_items() if table is not None else []:
+            view[(f"{name}/{item.hash_key.value}", STACK_REGION, "item")] = "present"
+    ssm = ssm_backends[account][STACK_REGION]
+    for name in parameters:
+        found = ssm.get_parameter(name)
+        view[(name, STACK_REGION, "value")] = found.value if found is not None else None
+    return view
+
+
+def traffic_and_alarms(account: str, alarms: list[str]) -> dict[Key, Any]:
+    """Route 53's weighted records (by name and set identifier) and the stack's alarm states,
+    from moto's backends, keyed as the APIs name them."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.route53.models import route53_backends
+
+    view: dict[Key, Any] = {}
+    for zone in list(route53_backends[account]["global"].zones.values()):
+        for record in list(zone.rrsets):
+            if record.weight is not None:
+                name = record.name if record.name.endswith(".") else f"{record.name}."
+                view[(f"{name} [{record.set_identifier}]", "global", "weight")] = int(record.weight)
+    found = cloudwatch_backends[account][STACK_REGION].alarms
+    for name in alarms:
+        alarm = found.get(name)
+        view[(name, STACK_REGION, "state")] = alarm.state_value if alarm is not None else None
     return view
 
 

@@ -572,20 +572,8 @@ class LocalEngine:
 
     def observe(self) -> dict[observe.Key, Any]:
         regions = sorted({r for s in self.scenarios for r in self.regions(s)})
-        with api.bypass():
-            view = observe.snapshot(regions, self.tables, self.ssm_parameters, ACCOUNT)
-        with api.bypass():
-            route53 = self.client("route53")
-            for zone in route53.list_hosted_zones()["HostedZones"]:
-                records = route53.list_resource_record_sets(HostedZoneId=zone["Id"])
-                for record in records["ResourceRecordSets"]:
-                    if "Weight" in record:
-                        key = f"{record['Name']} [{record['SetIdentifier']}]"
-                        view[(key, "global", "weight")] = record["Weight"]
-            cloudwatch = self.client("cloudwatch")
-            for name in self.alarm_names:
-                found = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
-                view[(name, REGION, "state")] = found[0]["StateValue"] if found else None
+        view = observe.snapshot(regions, self.tables, self.ssm_parameters, ACCOUNT)
+        view.update(observe.traffic_and_alarms(ACCOUNT, self.alarm_names))
         for group in self.fakes["globalaccelerator"].endpoint_groups():
             key = f"endpoint-group [{group['EndpointGroupRegion']}]"
             view[(key, "global", "traffic dial")] = group["TrafficDialPercentage"]

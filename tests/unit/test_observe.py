@@ -46,3 +46,37 @@ def test_the_recorded_history_is_the_apis(engine: Any) -> None:
 
     assert execution.history == by_api
     assert len(by_api) > 50
+
+
+def test_the_stacks_state_traffic_and_alarms_from_backends_are_the_apis() -> None:
+    """Route 53 weights, alarm states, DynamoDB items and SSM values read from moto's backends
+    equal what the APIs answer, after a failover changed each of them."""
+    from opsflow.engine.runner import ACCOUNT, LocalEngine
+    from tests.conftest import load_event
+
+    with LocalEngine(scenarios=["region-failover"]) as engine:
+        assert engine.run("region-failover",
+                          load_event("region-failover/alarm-primary.json")).outcome == "mitigated"
+        cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+        cloudwatch.set_alarm_state(AlarmName=engine.alarm_names[0], StateValue="ALARM",
+                                   StateReason="probe")
+        by_api: dict[Any, Any] = {}
+        route53 = boto3.client("route53", region_name="us-east-1")
+        for zone in route53.list_hosted_zones()["HostedZones"]:
+            for record in route53.list_resource_record_sets(
+                    HostedZoneId=zone["Id"])["ResourceRecordSets"]:
+                if "Weight" in record:
+                    by_api[(f"{record['Name']} [{record['SetIdentifier']}]", "global",
+                            "weight")] = record["Weight"]
+        for name in engine.alarm_names:
+            by_api[(name, "us-east-1", "state")] = cloudwatch.describe_alarms(
+                AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+        by_api.update(observe.snapshot([], engine.tables, engine.ssm_parameters))
+
+        by_backend = observe.traffic_and_alarms(ACCOUNT, engine.alarm_names)
+        by_backend.update(observe.stack_state(ACCOUNT, engine.tables, engine.ssm_parameters))
+
+    assert by_backend == by_api
+    assert {v for k, v in by_api.items() if k[2] == "weight"} == {0, 100}
+    assert "ALARM" in {v for k, v in by_api.items() if k[2] == "state"}
+    assert any(k[2] == "item" for k in by_api) and any(k[2] == "value" for k in by_api)
