@@ -32,6 +32,7 @@ from opsflow import template as cfn
 from opsflow.engine import boundary as api
 from opsflow.engine import cures, delivery, dynamics, limits, observe, snapshot, stack, worlds
 from opsflow.engine.calls import CallLog
+from opsflow.engine.clock import DEFAULT_START
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
 from opsflow.engine.fakes.service_quotas import ServiceQuotasFake
@@ -289,7 +290,7 @@ class LocalEngine:
         from moto import mock_aws
 
         self.clock = cures.install()
-        self.clock.reset()
+        self.clock.reset(DEFAULT_START)  # whatever an earlier user of the process's clock set
         for key, value in {
             "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_LOG_LEVEL": "ERROR",

@@ -24,6 +24,7 @@ import pytest
 
 from opsflow.engine import snapshot
 from opsflow.engine.boundary import parse_fault
+from opsflow.engine.clock import DEFAULT_START
 from opsflow.engine.runner import ACCOUNT, EngineError, LocalEngine
 from tests.conftest import load_event
 
@@ -369,18 +370,23 @@ def test_state_it_cannot_separate_is_refused() -> None:
         snapshot.take(cures.install(), {}, {}, busy=[0, 1])
 
 
-def test_the_clock_is_restored_with_its_start_and_elapsed_time() -> None:
+def test_the_clock_is_restored_with_its_start_and_elapsed_time(built: None) -> None:
+    from moto import mock_aws
+
     from opsflow.engine import cures
 
     clock = cures.install()
     start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    clock.reset(start)
-    clock.advance(90.5)
-    from moto import mock_aws
-
-    with mock_aws():
-        kept = snapshot.take(clock, {}, {}, busy=[])
-        clock.reset()
-        snapshot.restore(kept, clock)
-    assert clock.state() == (start, 90.5)
-    clock.reset()
+    try:
+        clock.reset(start)
+        clock.advance(90.5)
+        with mock_aws():
+            kept = snapshot.take(clock, {}, {}, busy=[])
+            clock.reset(DEFAULT_START)
+            snapshot.restore(kept, clock)
+        assert clock.state() == (start, 90.5)
+        with LocalEngine(scenarios=["health-abuse"]) as engine:  # built on the default start
+            assert not engine.restored
+            assert engine.clock.state() == (DEFAULT_START, 0.0)
+    finally:
+        clock.reset(DEFAULT_START)
