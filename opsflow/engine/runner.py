@@ -317,6 +317,8 @@ class LocalEngine:
         # stack; every later one restores what that build made (:mod:`opsflow.engine.snapshot`).
         build = snapshot.key(self.scenarios, self.parameter_overrides, self.template)
         alone = snapshot.outermost()
+        if alone:
+            snapshot.clear_leftovers()  # what other users of moto in the process left
         saved = snapshot.saved(build) if alone else None
         if saved is not None:
             vars(self).update(snapshot.restore(saved, self.clock))
@@ -365,14 +367,10 @@ class LocalEngine:
             dynamics.deactivate()
             api.deactivate()
             if self._mock is not None:
-                used = snapshot.backends_in_use() if snapshot.outermost() else []
+                alone = snapshot.outermost()
                 self._mock.stop()
-                # moto's reset re-initialises every region backend, and some initialisers
-                # reach another service's backend (Auto Scaling's reaches EC2's), making it
-                # again after it was cleared, with a default VPC drawn then: clear those too,
-                # so what the next engine builds does not depend on this one.
-                for backend in used:
-                    backend.clear()
+                if alone:
+                    snapshot.clear_leftovers()  # what moto's reset made again
             for key, value in self._env.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -138,6 +138,24 @@ def backends_in_use() -> list[Any]:
     return list(_instances())
 
 
+def clear_leftovers() -> None:
+    """Empty the backend dictionaries moto holds state in but no longer lists. moto's reset
+    re-initialises every region backend, and some initialisers reach another service's
+    backend (Auto Scaling's reaches EC2's), making it again after it was cleared, with a
+    default VPC drawn then; the next start does not reset what is not listed. Called with no
+    mock but the engine's running, so that no build depends on what ran before it in the
+    process. Finds them as moto binds them, at module level in ``moto.*`` modules."""
+    from moto.core.base_backend import BackendDict
+
+    listed = {id(backend) for backend in _instances()}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("moto.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, BackendDict) and id(value) not in listed and len(value):
+                value.clear()
+
+
 def _moto_random() -> Any:
     from moto.moto_api._internal import mock_random
 

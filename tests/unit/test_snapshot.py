@@ -192,6 +192,44 @@ def test_a_build_does_not_depend_on_the_engines_before_it(built: None) -> None:
         assert describe(again) == account
 
 
+def test_a_build_does_not_depend_on_other_users_of_moto(built: None) -> None:
+    """moto's own reset, at the end of any mock, makes again the EC2 backends Auto Scaling's
+    reach, with default VPCs drawn then; an engine starts without them."""
+    import boto3
+    from moto import mock_aws
+
+    with LocalEngine(scenarios=["health-abuse"]) as first:
+        account = describe(first)
+    snapshot.forget()
+    with mock_aws():  # EC2 first: its backends are reset before Auto Scaling's make them again
+        boto3.client("ec2", region_name="us-east-1").describe_vpcs()
+        boto3.client("autoscaling", region_name="us-east-1").describe_auto_scaling_groups()
+    with LocalEngine(scenarios=["health-abuse"]) as again:
+        assert not again.restored
+        assert describe(again) == account
+
+
+def test_an_engine_inside_another_mock_builds_on_its_state(built: None) -> None:
+    """Inside another ``mock_aws`` the account holds that mock's state too: the engine
+    builds there, and takes and restores no snapshot."""
+    import boto3
+    from moto import mock_aws
+
+    with LocalEngine(scenarios=["health-abuse"]):
+        pass
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        outer = sqs.create_queue(QueueName="outer")["QueueUrl"]
+        with LocalEngine(scenarios=["health-abuse"]) as inner:
+            assert not inner.restored
+            assert outer in sqs.list_queues()["QueueUrls"]
+        assert outer in sqs.list_queues()["QueueUrls"]
+    with LocalEngine(scenarios=["health-abuse"]) as after:
+        assert after.restored
+        queues = after.client("sqs").list_queues().get("QueueUrls", [])
+        assert outer not in queues
+
+
 def _draw(engine: LocalEngine) -> list[str]:
     """IDs the account draws from here on: new resources, and a region no world uses (moto
     makes its default VPC on first use)."""
