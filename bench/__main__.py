@@ -68,8 +68,9 @@ def bench_runbooks() -> None:
     from bench import goals
     from opsflow.engine.runner import LocalEngine
 
-    print(f"Local executions ({RUNS} runs each, fresh emulated account per run; IAM enforced; "
-          "bare = moto's interpreter alone on the same definition and in-process Lambdas)")
+    print(f"Local executions ({RUNS} runs each, fresh emulated account per run, restored from "
+          "its snapshot; IAM enforced; bare = moto's interpreter alone on the same definition "
+          "and in-process Lambdas)")
     header = (
         f"{'scenario':<19} {'case':<24} {'median s':>9} {'min s':>7} {'bare s':>7} "
         f"{'x bare':>7} {'ms/state':>9} {'no IAM s':>9} {'setup s':>8} {'transitions':>11} "
@@ -136,6 +137,41 @@ def bench_profile() -> None:
         with profile.Sampler() as sampler:
             _bare_run(engine, scenario, event)
     profile.print_profile("Profile of the same execution, bare moto", sampler)
+
+
+SETUP_RUNS = 5
+
+
+def bench_setup() -> None:
+    """Engine set-up, built (worlds and stack built, then the snapshot taken: the first engine
+    of a process for a build) against restored from that snapshot (every later one)."""
+    from opsflow.engine import snapshot, worlds
+    from opsflow.engine.runner import LocalEngine
+
+    print(f"Engine set-up (CPU s, min of {SETUP_RUNS}: built = worlds and stack built and the "
+          "snapshot taken, restored = from that snapshot)")
+    header = f"{'scenarios':<19} {'built s':>8} {'restored s':>11} {'speed-up':>9} {'snapshot':>9}"
+    print(header)
+    print("-" * len(header))
+    for scenarios in [[s] for s in worlds.BUILDERS] + [None]:
+        with LocalEngine(scenarios=scenarios):
+            pass  # imports and first-use caches out of the figures
+        built, restored = [], []
+        for _ in range(SETUP_RUNS):
+            for times, fresh in ((built, True), (restored, False)):
+                if fresh:
+                    snapshot.forget()
+                start = time.process_time()
+                engine = LocalEngine(scenarios=scenarios).__enter__()
+                times.append(time.process_time() - start)
+                assert engine.restored is not fresh
+                engine.__exit__(None, None, None)
+        kept = snapshot.saved(snapshot.key(scenarios or list(worlds.BUILDERS), {},
+                                           engine.template))
+        size = f"{len(kept.blob) / 1024:.0f} KiB" if kept is not None else "-"
+        print(f"{'+'.join(scenarios) if scenarios else 'all':<19} {min(built):>8.3f} "
+              f"{min(restored):>11.3f} {min(built) / min(restored):>8.0f}x {size:>9}")
+    print()
 
 
 def bench_failover_detection() -> None:
@@ -337,6 +373,10 @@ def main() -> int:
     if sys.argv[1:2] == ["--memory"]:
         print(json.dumps(case_memory(sys.argv[2], sys.argv[3])))
         return 0
+    if sys.argv[1:2] == ["--setup"]:
+        bench_setup()
+        return 0
+    bench_setup()
     bench_runbooks()
     bench_profile()
     bench_failover_detection()

@@ -41,3 +41,12 @@ class VirtualClock:
             if start is not None:
                 self._start = start
             self._offset = 0.0
+
+    def state(self) -> tuple[datetime, float]:
+        """The start and the seconds elapsed since: what :meth:`set_state` takes back."""
+        with self._lock:
+            return self._start, self._offset
+
+    def set_state(self, state: tuple[datetime, float]) -> None:
+        with self._lock:
+            self._start, self._offset = state

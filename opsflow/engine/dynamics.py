@@ -38,6 +38,11 @@ class Ec2Dynamics:
         with self._lock:
             self._pending[id(instance)] = (instance, due)
 
+    def pending(self) -> int:
+        """Instances still stopping."""
+        with self._lock:
+            return len(self._pending)
+
     def tick(self, service: str = "ec2", operation: str = "", params: Any = None) -> None:
         if service != "ec2":
             return
@@ -96,6 +101,11 @@ class Route53Dynamics:
             self._changes[change["Id"].split("/")[-1]] = (now, due)
         change["Status"] = "PENDING"
 
+    def pending(self) -> int:
+        """Changes this engine is timing."""
+        with self._lock:
+            return len(self._changes)
+
     def get_change(self, params: dict[str, Any], region: str) -> dict[str, Any] | None:
         change_id = str(params.get("Id", "")).split("/")[-1]
         with self._lock:
@@ -139,6 +149,11 @@ class TargetDraining:
             for target in targets:
                 self._draining[(group.arn, target["Id"])] = (
                     {"Id": target["Id"], "Port": int(target.get("Port") or group.port)}, due)
+
+    def pending(self) -> int:
+        """Targets draining."""
+        with self._lock:
+            return len(self._draining)
 
     def registered(self, group: Any, targets: list[dict[str, Any]]) -> None:
         with self._lock:

@@ -4,7 +4,9 @@
 and virtual time, builds each scenario's deterministic world, and "deploys" ``template.yaml``:
 the SNS topic, DynamoDB table and SSM parameter it declares, every function (resolved to its
 handler, run in-process), every state machine (the committed ``statemachines/*.asl.json`` with
-its DefinitionSubstitutions) and every EventBridge rule pattern.
+its DefinitionSubstitutions) and every EventBridge rule pattern. The first engine of a process
+for a given build builds it; the later ones restore a snapshot of it
+(:mod:`opsflow.engine.snapshot`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 from opsflow import template as cfn
 from opsflow.engine import boundary as api
-from opsflow.engine import cures, delivery, dynamics, limits, observe, stack, worlds
+from opsflow.engine import cures, delivery, dynamics, limits, observe, snapshot, stack, worlds
 from opsflow.engine.calls import CallLog
+from opsflow.engine.clock import DEFAULT_START
 from opsflow.engine.fakes.global_accelerator import GlobalAcceleratorFake
 from opsflow.engine.fakes.rds_global_clusters import GlobalClusterFake
 from opsflow.engine.fakes.route53_recovery_cluster import RoutingControlFake
@@ -282,14 +285,24 @@ class LocalEngine:
         self.undelivered: list[str] = []
         """Every alert of the engine's runs that did not reach its target (see
         :meth:`_deliver_alert`)."""
+        self.restored = False
+        """Whether :meth:`__enter__` restored a snapshot of an earlier build instead of building
+        (:mod:`opsflow.engine.snapshot`)."""
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalEngine:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__(None, None, None)  # leave no mock or boundary behind
+            raise
+        return self
+
+    def _start(self) -> None:
         from moto import mock_aws
-        from moto.moto_api._internal import mock_random
 
         self.clock = cures.install()
-        self.clock.reset()
+        self.clock.reset(DEFAULT_START)  # whatever an earlier user of the process's clock set
         for key, value in {
             "AWS_DEFAULT_REGION": REGION,
             "POWERTOOLS_LOG_LEVEL": "ERROR",
@@ -303,34 +316,62 @@ class LocalEngine:
             sys.path.insert(0, functions)
         self._mock = mock_aws(config=MOCK_CONFIG)
         self._mock.start()
+        self.boundary = api.Boundary(faults=self.faults)
+        limits.register(self.boundary, self.clock)
+        self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
+        route53 = dynamics.Route53Dynamics(self.clock, self.boundary)
+        route53.activate()
+        draining = dynamics.TargetDraining(self.clock, self.boundary)
+        draining.activate()
+        api.activate(self.boundary)
+        dynamics.activate(self.dynamics)
+        # The first engine of the process for a build key builds its worlds and deploys the
+        # stack; every later one restores what that build made (:mod:`opsflow.engine.snapshot`).
+        build = snapshot.key(self.scenarios, self.parameter_overrides, self.template)
+        alone = snapshot.outermost()
+        if alone:
+            snapshot.clear_leftovers()  # what other users of moto in the process left
+        saved = snapshot.saved(build) if alone else None
+        if saved is not None:
+            vars(self).update(snapshot.restore(saved, self.clock))
+            self.restored = True
+        else:
+            before = dict(vars(self))
+            with api.bypass():
+                self._build()
+            if alone:
+                snapshot.keep(build, snapshot.take(
+                    self.clock,
+                    {k: v for k, v in vars(self).items() if k not in before or before[k] is not v},
+                    refused={id(self): "the engine", id(self.boundary): "the boundary"},
+                    busy=[self.dynamics.pending(), route53.pending(), draining.pending()],
+                ))
+        self._register()
+
+    def _build(self) -> None:
+        """Build each scenario's world and deploy the stack into the emulated account: what a
+        snapshot keeps. Every engine attribute this sets is assigned here (never mutated in
+        place), so the snapshot finds them all by comparing attributes before and after."""
+        from moto.moto_api._internal import mock_random
+
         mock_random.seed(SEED)
-        # boto3 clients hold no account state, so the Lambda code's cached clients serve every
-        # engine of the process (each costs ~25 ms to create).
         self.fakes: dict[str, Any] = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
             "globalaccelerator": GlobalAcceleratorFake(self.clock, account=ACCOUNT),
             "route53-recovery-cluster": RoutingControlFake(account=ACCOUNT),
             "rds": GlobalClusterFake(self.clock.now, account=ACCOUNT),
         }
-        self.boundary = api.Boundary(faults=self.faults, fakes=self.fakes)
-        self.fakes["rds"].unreachable = self.boundary.unreachable
-        limits.register(self.boundary, self.clock)
-        self.dynamics = dynamics.Ec2Dynamics(self.clock, self.boundary, self.stop_seconds)
-        dynamics.Route53Dynamics(self.clock, self.boundary).activate()
-        dynamics.TargetDraining(self.clock, self.boundary).activate()
-        api.activate(self.boundary)
-        dynamics.activate(self.dynamics)
-        with api.bypass():
-            # moto creates each region's default VPC on first use, drawing random IDs: do it for
-            # every region any world uses, so a world's IDs do not depend on which others exist.
-            for region in sorted({r for regions in worlds.REGIONS.values() for r in regions}):
-                self.client("ec2", region).describe_vpcs()
-            for scenario in self.scenarios:
-                # Each world has its own seed: its IDs do not depend on which others are built.
-                mock_random.seed(SEED + sum(map(ord, scenario)))
-                self.world[scenario] = worlds.BUILDERS[scenario](self)
-            self._deploy()
-        return self
+        self.boundary.fakes = self.fakes
+        # moto creates each region's default VPC on first use, drawing random IDs: do it for
+        # every region any world uses, so a world's IDs do not depend on which others exist.
+        for region in sorted({r for regions in worlds.REGIONS.values() for r in regions}):
+            self.client("ec2", region).describe_vpcs()
+        self.world = {}
+        for scenario in self.scenarios:
+            # Each world has its own seed: its IDs do not depend on which others are built.
+            mock_random.seed(SEED + sum(map(ord, scenario)))
+            self.world[scenario] = worlds.BUILDERS[scenario](self)
+        self._deploy()
 
     def __exit__(self, *exc: Any) -> None:
         try:
@@ -339,7 +380,10 @@ class LocalEngine:
             dynamics.deactivate()
             api.deactivate()
             if self._mock is not None:
+                alone = snapshot.outermost()
                 self._mock.stop()
+                if alone:
+                    snapshot.clear_leftovers()  # what moto's reset made again
             for key, value in self._env.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -354,6 +398,8 @@ class LocalEngine:
                 sfn.stop_execution(executionArn=item["executionArn"], error="opsflow.Shutdown")
 
     def client(self, service: str, region: str = REGION) -> Any:
+        # boto3 clients hold no account state, so the Lambda code's cached clients serve every
+        # engine of the process (each costs ~25 ms to create).
         from runbook_kit import aws as lambda_aws
 
         return lambda_aws.client(service, region)
@@ -379,10 +425,8 @@ class LocalEngine:
 
     def _deploy(self) -> None:
         """Create the translated stack in the emulated account (see :mod:`opsflow.engine.stack`)
-        and register what the engine runs itself: functions in-process as their roles, state
-        machines as their roles, rules with their targets, and IAM for all of them."""
-        from opsflow.engine.iam.enforce import Authorizer
-
+        and resolve what the engine runs itself: functions, state machines with their roles,
+        rules with their targets, and the roles' policies (:meth:`_register` wires them)."""
         self.stack = stack.Stack(self.parameters(), ACCOUNT, REGION)
         resolve = self.stack.resolver.resolve
         kms = self.client("kms")
@@ -393,8 +437,6 @@ class LocalEngine:
             )["KeyMetadata"]
             self.stack.created[logical] = {"Ref": key["KeyId"], "Arn": key["Arn"]}
         self.principals = self.stack.principals()
-        self.authorizer = Authorizer(self.principals, ACCOUNT, self.clock)
-        self.boundary.authorizer = self.authorizer if self.enforce_iam else None
         sns = self.client("sns")
         self.tables: list[str] = []
         self.ssm_parameters: list[str] = []
@@ -426,17 +468,7 @@ class LocalEngine:
             self._create_secret(logical, resolve(spec.get("Properties", {})))
         for logical in self.stack.of_type("AWS::SQS::Queue"):
             self.client("sqs").create_queue(QueueName=self.stack.physical_name(logical))
-        self.dead_letters = delivery.DeadLetters(self.stack, self.client, self.clock.now)
         self.functions = self.stack.functions()
-        for function in self.functions.values():
-            handler = _import_handler(function.handler)
-
-            def invoke(payload: Any, handler: Any = handler, name: str = function.name) -> Any:
-                return handler(payload, _LambdaContext(name))
-
-            self.boundary.lambdas[function.name] = invoke
-            self.boundary.roles[function.name] = function.role
-        self._export_environment()
         self.function_urls = {
             self.stack.get_att(logical, "FunctionUrl"): str(
                 resolve(spec["Properties"]["TargetFunctionArn"])
@@ -447,6 +479,8 @@ class LocalEngine:
         sfn = self.client("stepfunctions")
         by_machine = {s.state_machine: s.id for s in SCENARIOS.values()}
         self.machines = self.stack.state_machines()
+        self.state_machines = {}
+        self.definitions = {}
         for logical, machine in self.machines.items():
             scenario = by_machine.get(logical)
             if scenario is None or scenario not in self.scenarios:
@@ -466,6 +500,7 @@ class LocalEngine:
         (the runbook-died alert), run by :meth:`_announce_end`."""
         function_arns = {f.arn for f in self.functions.values()}
         self.function_policies = self.stack.function_policies()
+        self.rules = []
         for logical, rule in self.stack.rules().items():
             for target in rule.targets:
                 alert = str(target["arn"]).startswith("arn:aws:sns:") or target["arn"] in function_arns
@@ -486,6 +521,27 @@ class LocalEngine:
                     }
                 self.rules.append(Rule(_event_name(logical, scenario), scenario, pattern,
                                        target["arn"], target["role"], rule.arn, target))
+
+    def _register(self) -> None:
+        """What each engine wires for itself around the deployed stack, built or restored:
+        IAM for every call (with its own record of calls), dead-lettering of undelivered
+        events, every function in-process as its role, and the functions' environment."""
+        from opsflow.engine.iam.enforce import Authorizer
+
+        self.boundary.fakes = self.fakes
+        self.fakes["rds"].unreachable = self.boundary.unreachable  # the regions down, this engine's
+        self.authorizer = Authorizer(self.principals, ACCOUNT, self.clock)
+        self.boundary.authorizer = self.authorizer if self.enforce_iam else None
+        self.dead_letters = delivery.DeadLetters(self.stack, self.client, self.clock.now)
+        for function in self.functions.values():
+            handler = _import_handler(function.handler)
+
+            def invoke(payload: Any, handler: Any = handler, name: str = function.name) -> Any:
+                return handler(payload, _LambdaContext(name))
+
+            self.boundary.lambdas[function.name] = invoke
+            self.boundary.roles[function.name] = function.role
+        self._export_environment()
 
     def _create_secret(self, logical: str, props: dict[str, Any]) -> None:
         """A template secret in Secrets Manager at the ARN the stack gives it; a
