@@ -477,14 +477,13 @@ def _cache_attribute_keys() -> None:
 
 
 class _Unusual(Exception):
-    """A value the fast XML writer leaves to xmltodict (namespaces, comments)."""
+    """A value the fast XML writer leaves to xmltodict (comments)."""
 
 
 def fast_unparse(original: Callable[..., Any]) -> Callable[..., Any]:
     """xmltodict's ``unparse`` for what moto's query serializers ask of it (short empty
     elements, not pretty), written as strings instead of SAX events: the same text in a
-    fraction of the time. Any other use, and any value with namespaces or comments, goes to
-    ``original``."""
+    fraction of the time. Any other use, and any value with comments, goes to ``original``."""
     from xml.sax.saxutils import escape, quoteattr
 
     import xmltodict
@@ -531,8 +530,13 @@ def fast_unparse(original: Callable[..., Any]) -> Callable[..., Any]:
                     cdata = None if child is None else text(child)
                     continue
                 if isinstance(child_key, str) and child_key.startswith("@"):
-                    if child_key == "@xmlns":
-                        raise _Unusual
+                    if child_key == "@xmlns" and isinstance(child, dict):
+                        # Namespace declarations (EC2's root element has one).
+                        for prefix, uri in child.items():
+                            name(prefix, "attribute")
+                            attrs["xmlns" + (f":{prefix}" if prefix else "")] = (
+                                "" if uri is None else text(uri))
+                        continue
                     attrs[name(child_key[1:], "attribute")] = (
                         "" if child is None else text(child)
                     )

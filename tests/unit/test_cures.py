@@ -910,8 +910,11 @@ def _xml_values() -> Any:
         XML_LEAVES,
         lambda inner: (
             st.lists(inner, max_size=3) | st.tuples(inner) | st.tuples()
-            | st.dictionaries(NAMES | st.sampled_from(["#text", "@id", "@x y"]), inner,
+            | st.dictionaries(NAMES | st.sampled_from(["#text", "@id", "@x y", "@xmlns"]), inner,
                               max_size=4)
+            | st.fixed_dictionaries({"@xmlns": st.dictionaries(
+                st.sampled_from(["", "ec2", "x y"]), st.none() | st.text(max_size=4),
+                max_size=2)}, optional={"item": inner})
         ),
         max_leaves=12,
     )
@@ -934,6 +937,17 @@ def test_query_responses_are_written_as_xmltodict_writes_them(
     except ValueError as error:
         written = ValueError(str(error))
     assert type(written) is type(expected) and str(written) == str(expected)
+
+
+def test_an_ec2_response_with_its_namespace_is_written_by_the_fast_writer() -> None:
+    import xmltodict
+
+    body = {"DescribeInstancesResponse": {
+        "@xmlns": "http://ec2.amazonaws.com/doc/2016-11-15/", "requestId": "r-1",
+        "reservationSet": {"item": [{"reservationId": "r-a"}, {"reservationId": "r-b"}]}}}
+    fast = cures.fast_unparse(lambda *a, **k: (_ for _ in ()).throw(AssertionError("slow path")))
+    options = {"full_document": True, "short_empty_elements": True, "pretty": False}
+    assert fast(body, **options) == xmltodict.unparse(body, **options)
 
 
 def test_moto_writes_query_responses_with_the_fast_writer() -> None:
