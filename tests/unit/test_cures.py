@@ -862,6 +862,16 @@ def test_the_interpreter_copies_state_data_as_json() -> None:
         assert importlib.import_module(name).copy.deepcopy is cures.json_copy, name
 
 
+@given(st.text(max_size=40), st.booleans())
+def test_user_agent_components_are_sanitised_as_botocore_does(text: str, allow_hash: bool) -> None:
+    from botocore import useragent
+
+    cures.install()
+    kept = useragent.sanitize_user_agent_string_component
+    assert kept.cache_info() is not None  # type: ignore[attr-defined]
+    assert kept(text, allow_hash) == kept.__wrapped__(text, allow_hash)  # type: ignore[attr-defined]
+
+
 def test_action_names_are_listed_once_per_class() -> None:
     from moto.core import responses
     from moto.ec2.responses import EC2Response
