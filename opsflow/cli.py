@@ -560,6 +560,15 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run every scenario end to end (make demo), in one process")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser(
+        "worker",
+        help="a warm worker: start one, and every later opsflow command runs in a fork of it "
+        "(no imports, no world to build); stop it; or show whether one runs",
+    )
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--idle-minutes", type=float, default=None,
+                   help="stop after this many minutes without a command (default 30)")
+    p.set_defaults(func=cmd_worker)
     p = sub.add_parser("list", help="list the scenarios")
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("build", help="compile workflows/ to statemachines/")
@@ -646,6 +655,27 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from opsflow import worker
+
+    if args.action == "start":
+        minutes = worker.IDLE_MINUTES if args.idle_minutes is None else args.idle_minutes
+        if not 0 < minutes <= 24 * 60:
+            raise UsageError("--idle-minutes must be more than 0 and at most 1440")
+        already = worker.running()
+        pid = worker.start(minutes)
+        print(f"worker {'already running' if already else 'started'}: pid {pid}, socket "
+              f"{worker.socket_path()}")
+        return 0
+    if args.action == "stop":
+        print("worker stopped" if worker.stop() else "no worker running")
+        return 0
+    found = worker.running()
+    print(f"worker running: pid {found}, socket {worker.socket_path()}" if found
+          else "no worker running")
+    return 0 if found else 1
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -656,6 +686,12 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        from opsflow import worker
+
+        served = worker.run(sys.argv[1:])  # in a fork of a warm worker, when one runs
+        if served is not None:
+            return served
     tune_gc()
     try:
         args = parser().parse_args(argv)
@@ -665,6 +701,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``opsflow ... | head``): no traceback, and nothing more to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

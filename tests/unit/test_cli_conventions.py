@@ -81,3 +81,24 @@ def test_piped_output_has_no_colour(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdout", io.StringIO())
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert cli.colour() is False
+
+
+def test_a_reader_that_goes_away_gets_no_traceback() -> None:
+    """``opsflow ... | head``: the pipe closes before the report is written."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    fcntl.fcntl(write, 1031, 4096)  # F_SETPIPE_SZ: a page, less than the report
+    process = subprocess.Popen([sys.executable, "-m", "opsflow", "world", "--json"], cwd=ROOT,
+                               stdout=write, stderr=subprocess.PIPE,
+                               env={**os.environ, "OPSFLOW_WORKER_SOCKET": "/nonexistent"})
+    os.close(write)
+    os.read(read, 10)
+    os.close(read)
+    assert process.stderr is not None
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 1
+    assert "Traceback" not in error and error == ""
