@@ -481,9 +481,10 @@ def move_database(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"ready": True, "dryRun": True,
                 "summary": f"would {verb} {planned['cluster']} to {plan['to']}"}
     if not payload.get("check"):
-        database.start(aws.client, planned)
+        started = database.start(aws.client, planned)
         return {"ready": False, "attempt": 0,
-                "summary": f"{planned['cluster']}: {verb} to {plan['to']} started"}
+                "summary": f"{planned['cluster']}: {verb} to {plan['to']} "
+                + ("started" if started else "already under way")}
     attempt = int(payload["database"].get("attempt", 0)) + 1
     described = database.describe(aws.client, planned["region"], planned["cluster"])
     ready = database.settled_at(described, planned["to"])
@@ -538,14 +539,20 @@ def _record_verified(plan: dict[str, Any]) -> dict[str, Any]:
         recorded = state.get("scaledForFailover")
         if recorded and recorded["region"] == plan["from"] and not plan["dryRun"]:
             before = recorded["before"]
-            capacity.resize(aws.client, recorded["region"], recorded["group"], before["min"],
-                            before["desired"])
-            found = capacity.group(aws.client, recorded["region"], recorded["group"])
-            result["capacity"] = capacity.size(found) if found else None
-            result["summary"] = (f"{recorded['group']} in {recorded['region']} put back to min "
-                                 f"{before['min']}, desired {before['desired']}, as before the "
-                                 "failover")
-            del state["scaledForFailover"]
+            where = f"{recorded['group']} in {recorded['region']}"
+            try:
+                capacity.resize(aws.client, recorded["region"], recorded["group"],
+                                before["min"], before["desired"])
+                found = capacity.group(aws.client, recorded["region"], recorded["group"])
+            except (RunbookError, BotoCoreError) as error:
+                # Kept in the state: the next failback tries again.
+                result["summary"] = (f"{where} could NOT be put back to min {before['min']}, "
+                                     f"desired {before['desired']} ({error}): scale it by hand")
+            else:
+                result["capacity"] = capacity.size(found) if found else None
+                result["summary"] = (f"{where} put back to min {before['min']}, desired "
+                                     f"{before['desired']}, as before the failover")
+                del state["scaledForFailover"]
     traffic.save_state(ssm, config["stateParameter"], state)
     result["lastFailover"] = state.get("lastFailover")
     return result
@@ -560,7 +567,7 @@ def check_failover(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     target = plan["to"]
     planned = plan.get("database")
     data = ""
-    if planned and planned["method"] != database.NONE and not plan["dryRun"]:
+    if planned and planned.get("to") and not plan["dryRun"]:
         described = database.describe(aws.client, planned["region"], planned["cluster"])
         synced = synced and database.settled_at(described, planned["to"])
         data = f"; {database.state(described)}"
@@ -623,11 +630,11 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     planned = plan.get("database")
     if planned and planned["method"] == database.NONE:
         planned = None
-    described = (database.describe(aws.client, planned["region"], planned["cluster"])
-                 if planned else None)
-    # A failover with data loss that started cannot be undone here: leave traffic with it.
-    lost = bool(planned and described and planned["method"] == database.FAILOVER
-                and not database.settled_at(described, planned["from"]))
+    described, unreadable = _read_database(planned)
+    # A failover with data loss that started cannot be undone here: leave traffic with it. One
+    # whose state cannot be read is treated so too (the writer may have moved).
+    lost = bool(planned and planned["method"] == database.FAILOVER and (
+        unreadable or (described and not database.settled_at(described, planned["from"]))))
     restored = bool(last.get("trafficRestored"))
     if acting and not checking and before and not lost:
         if traffic.read(aws.client, config) != before:
@@ -636,8 +643,13 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
     now = traffic.read(aws.client, config)
     traffic_back = not before or now == before
     attempt = int(last.get("attempt", 0)) + 1 if checking else 0
+    switching_back = bool(last.get("switchingBack"))
     waiting, data_back, data_note = False, True, ""
-    if planned and described:
+    if planned and (described is None or unreadable):
+        data_back = False
+        data_note = (f" The global database {planned['cluster']} could not be read ({unreadable});"
+                     " where its writer is, is not known: check it before moving anything.")
+    elif planned and described:
         data_back = database.settled_at(described, planned["from"])
         if lost:
             data_note = (
@@ -647,18 +659,24 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
                 "the writer, and capacity as it is. Switch the writer back by hand "
                 f"(SwitchoverGlobalCluster) once {plan['from']} is in sync, then fail back.")
         elif not data_back and acting and traffic_back:
-            if described.get("Status") == "available" and not checking:
+            if database.idle(described) and not switching_back:
                 try:
                     database.switch_back(aws.client, planned)
-                    described = database.describe(aws.client, planned["region"],
-                                                  planned["cluster"])
+                    switching_back = True
+                    attempt = 0  # the wait for the switch back starts now
                 except (RunbookError, BotoCoreError) as refused:
                     data_note = f" Switching the writer back was refused ({refused})."
-            waiting = not data_note and attempt < int(config["maxPolls"])
+                if switching_back:
+                    described = _read_database(planned)[0] or described
+            # Wait while a switch (this one back, or the act's own, still under way) runs.
+            waiting = (not data_note and attempt < int(config["maxPolls"])
+                       and (switching_back or not database.idle(described)))
         if not data_back and not lost:
             data_note = data_note or (
                 f" The writer is NOT back ({database.state(described)})"
                 + ("; switching back." if waiting else
+                   "; the switch back this rollback started is still under way: check that it "
+                   "ends." if switching_back else
                    f"; switch it back by hand (SwitchoverGlobalCluster) to {planned['from']}."))
         elif data_back:
             data_note = f" Database: {database.state(described)}."
@@ -706,15 +724,27 @@ def restore_traffic(payload: dict[str, Any], context: Any) -> dict[str, Any]:
         "waiting": waiting,
         "attempt": attempt,
         "trafficRestored": restored,
+        "switchingBack": switching_back,
         "traffic": now,
         "capacity": sized,
-        "database": database.state(described) if described else None,
+        "database": database.state(described) if described else unreadable or None,
         "notice": notice(
             f"opsflow: region {plan['mode']} {headline}",
             f"{plan['mode']} {plan['from']}->{plan['to']} failed; traffic now: {_split(now)}",
             cause,
         ),
     }
+
+
+def _read_database(planned: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    """The global database as it is (None when none is planned, or it cannot be read), and
+    why it could not be read ("" when it could)."""
+    if not planned:
+        return None, ""
+    try:
+        return database.describe(aws.client, planned["region"], planned["cluster"]), ""
+    except (RunbookError, BotoCoreError) as error:
+        return None, str(error)
 
 
 def _restore_capacity(plan: dict[str, Any], traffic_back: bool) -> tuple[dict[str, int] | None, bool]:

@@ -23,8 +23,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from runbook_kit.errors import RunbookError, call
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from runbook_kit.errors import RunbookError, call, translate
 
 ClientFor = Callable[..., Any]
 SWITCHOVER, FAILOVER, NONE = "switchover", "failover", "none"
@@ -79,13 +86,33 @@ def state(described: dict[str, Any]) -> str:
     return f"global database {described.get('GlobalClusterIdentifier', '?')}: " + ", ".join(parts)
 
 
+UNANSWERED = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+              ConnectionClosedError)
+"""What a region that does not answer gives: no connection, or none in time."""
+
+
 def answers(client_for: ClientFor, region: str, identifier: str) -> bool:
-    """Whether ``region``'s RDS endpoint answers for the global database."""
+    """Whether ``region``'s RDS endpoint answers for the global database: False only when it
+    does not answer at all (no connection, a timeout, or a server error, 5xx, after the SDK's
+    retries). Any other error (access denied, throttled) says nothing about the region, and is
+    raised: the move cannot be planned on it."""
+    rds = client_for("rds", region)
     try:
-        describe(client_for, region, identifier)
-    except (RunbookError, BotoCoreError, ClientError):
+        rds.describe_global_clusters(GlobalClusterIdentifier=identifier)
+    except UNANSWERED:
         return False
+    except ClientError as error:
+        if int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500:
+            return False
+        raise translate(error, f"DescribeGlobalClusters in {region}") from error
     return True
+
+
+def idle(described: dict[str, Any]) -> bool:
+    """No switchover or failover is pending or under way (``Status`` available and an empty
+    ``FailoverState``, which the API reference says holds any such operation)."""
+    moving = described.get("FailoverState") or {}
+    return described.get("Status") == "available" and not moving.get("Status")
 
 
 def plan(client_for: ClientFor, identifier: str, source: str, target: str,
@@ -105,16 +132,22 @@ def plan(client_for: ClientFor, identifier: str, source: str, target: str,
     if wanted is None:
         problems.append(f"the global database {identifier} has no cluster in {target}")
         return planned
+    if not idle(described):
+        problems.append(f"{state(described)}: another switchover or failover is under way")
+        return planned
     if region_of(current) == target:
         checks.append(f"database: {state(described)}; the writer is already in {target}")
-        return planned
-    if described.get("Status") != "available":
-        problems.append(f"{state(described)}: another switchover or failover is under way")
         return planned
     if region_of(current) != source:
         problems.append(f"{state(described)}: the writer is in neither {source} nor {target}")
         return planned
-    if answers(client_for, source, identifier):
+    try:
+        source_answers = answers(client_for, source, identifier)
+    except RunbookError as error:
+        problems.append(f"{state(described)}; cannot tell whether {source}'s RDS endpoint "
+                        f"answers ({error}), so the move of the writer cannot be chosen")
+        return planned
+    if source_answers:
         if wanted.get("SynchronizationStatus", "connected") != "connected":
             problems.append(f"{state(described)}: {target} is not in sync, and a switchover "
                             "needs it in sync")
@@ -135,8 +168,13 @@ def plan(client_for: ClientFor, identifier: str, source: str, target: str,
     return planned
 
 
-def start(client_for: ClientFor, planned: dict[str, Any]) -> None:
-    """Start the planned move of the writer to ``planned["to"]``."""
+def start(client_for: ClientFor, planned: dict[str, Any]) -> bool:
+    """Start the planned move of the writer to ``planned["to"]``, unless it is already under
+    way or done (a retried task after the call was taken); whether this call started it."""
+    described = describe(client_for, planned["region"], planned["cluster"])
+    moving = described.get("FailoverState") or {}
+    if moving.get("ToDbClusterArn") == planned["to"] or settled_at(described, planned["to"]):
+        return False
     rds = client_for("rds", planned["region"])
     if planned["method"] == SWITCHOVER:
         call("SwitchoverGlobalCluster", rds.switchover_global_cluster,
@@ -146,6 +184,7 @@ def start(client_for: ClientFor, planned: dict[str, Any]) -> None:
         call("FailoverGlobalCluster", rds.failover_global_cluster,
              GlobalClusterIdentifier=planned["cluster"],
              TargetDbClusterIdentifier=planned["to"], AllowDataLoss=True)
+    return True
 
 
 def switch_back(client_for: ClientFor, planned: dict[str, Any]) -> None:
@@ -156,5 +195,5 @@ def switch_back(client_for: ClientFor, planned: dict[str, Any]) -> None:
 
 
 def settled_at(described: dict[str, Any], cluster: str) -> bool:
-    """Whether ``cluster`` is the writer and no operation is under way."""
-    return writer(described) == cluster and described.get("Status") == "available"
+    """Whether ``cluster`` is the writer and no operation is pending or under way."""
+    return writer(described) == cluster and idle(described)

@@ -108,6 +108,11 @@ def test_a_switchover_needs_every_member_a_failover_only_the_target(world: World
                        TargetDbClusterIdentifier=OHIO) == "InvalidDBClusterStateFault"
     world.edge.unreachable.discard("us-east-2")
     old = next(m for m in world.shop()["GlobalClusterMembers"] if not m["IsWriter"])
+    assert old["SynchronizationStatus"] == "pending-resync"  # being rebuilt
+    assert world.fails("switchover_global_cluster", GlobalClusterIdentifier="shop",
+                       TargetDbClusterIdentifier=OHIO) == "InvalidGlobalClusterStateFault"
+    world.clock.advance(fake_module.RESYNC_SECONDS)
+    old = next(m for m in world.shop()["GlobalClusterMembers"] if not m["IsWriter"])
     assert old["SynchronizationStatus"] == "connected"
 
 

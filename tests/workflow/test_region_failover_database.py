@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from opsflow.engine.boundary import parse_fault
 from opsflow.engine.fakes import rds_global_clusters as fake_module
 from tests.conftest import load_event
 from tests.workflow.test_region_outage import outage_run, standby_desired
@@ -182,3 +183,103 @@ def test_a_writer_already_in_the_target_is_left_alone(engine_factory: Any) -> No
     assert execution.outcome == "mitigated", execution.cause
     assert moves(engine) == [f"switchover to {STANDBY}"]  # the operator's, none of the runbook's
     assert "Act: Check writer" not in execution.states
+
+
+def test_a_slow_writer_is_switched_back_once_its_switchover_ends(engine_factory: Any) -> None:
+    # Act gives up (3 checks, 90 s) before the 120 s switchover ends. The rollback puts traffic
+    # back, waits for that switchover to end, then switches the writer back: a switch back takes
+    # as long, more than the 3 checks it may wait, so the run escalates saying it is under way.
+    engine = engine_factory(FailoverMaxPolls="3", **DATA)
+    execution = engine.run(SCENARIO, load_event(ALARM))
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert moves(engine) == [f"switchover to {STANDBY}", f"switchover to {PRIMARY}"]
+    cause = str(execution.cause)
+    assert "The writer is NOT back" in cause and f"switchover to {PRIMARY} in progress" in cause
+    assert "the switch back this rollback started is still under way" in cause
+    assert serving(engine) == {f"web-{STANDBY}": "Off", f"web-{PRIMARY}": "On"}
+    assert standby_desired() == 3  # held: the writer is not back yet
+    engine.clock.advance(fake_module.SWITCHOVER_SECONDS)
+    assert writer(engine) == PRIMARY  # the switch back the rollback started lands
+
+
+def test_a_writer_region_that_refuses_but_answers_is_not_failed_over(
+    engine_factory: Any,
+) -> None:
+    # Access denied (or throttled) is an answer: the region is up, and a failover with data
+    # loss would lose writes for nothing. Nothing moves.
+    engine = engine_factory((f"rds@{PRIMARY}:DescribeGlobalClusters=AccessDenied",),
+                            AllowDataLoss="true", **DATA)
+    execution = engine.run(SCENARIO, load_event(ALARM))
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert f"cannot tell whether {PRIMARY}'s RDS endpoint answers" in str(execution.cause)
+    assert moves(engine) == [] and writer(engine) == PRIMARY and standby_desired() == 0
+
+
+def test_a_move_under_way_is_not_taken_for_a_writer_already_there(engine_factory: Any) -> None:
+    engine = engine_factory(**DATA)
+    rds = boto3.client("rds", region_name=STANDBY)
+    rds.switchover_global_cluster(GlobalClusterIdentifier="shop",
+                                  TargetDbClusterIdentifier=f"shop-{STANDBY}")
+    engine.clock.advance(fake_module.SWITCHOVER_SECONDS)
+    rds.switchover_global_cluster(GlobalClusterIdentifier="shop",  # an operator moves it back
+                                  TargetDbClusterIdentifier=f"shop-{PRIMARY}")
+    execution = engine.run(SCENARIO, load_event(ALARM))
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert "another switchover or failover is under way" in str(execution.cause)
+    assert serving(engine) == {f"web-{STANDBY}": "Off", f"web-{PRIMARY}": "On"}
+
+
+def test_a_retried_move_is_not_started_twice(engine_factory: Any) -> None:
+    """A task retried after its call was taken (a Lambda service error on the way back) finds
+    the switchover under way and does not ask again (which RDS would refuse)."""
+    from tests.conftest import load_event as payload_of
+
+    engine = engine_factory(**DATA)
+    payload = payload_of("region-failover/functions/MoveDatabaseFunction.json")
+    payload["plan"]["dryRun"] = False
+    first = engine.invoke("MoveDatabaseFunction", payload)
+    again = engine.invoke("MoveDatabaseFunction", payload)
+
+    assert first[0] and again[0], again
+    assert first[1]["summary"].endswith("started")
+    assert again[1]["summary"].endswith("already under way")
+    assert moves(engine) == [f"switchover to {STANDBY}"]
+
+
+def test_a_database_that_cannot_be_read_in_the_rollback_still_gets_traffic_back(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(("route53-recovery-cluster:ListRoutingControls=AccessDeniedException",),
+                            **DATA)
+    listen_for = "Rollback: Restore traffic, writer, capacity"
+
+    def deny_database_reads(item: dict[str, Any]) -> None:
+        if (item.get("stateEnteredEventDetails") or {}).get("name") == listen_for:
+            engine.boundary.faults.append(
+                parse_fault("rds:DescribeGlobalClusters=AccessDenied"))
+
+    execution = engine.run(SCENARIO, load_event(ALARM), on_event=deny_database_reads)
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    cause = str(execution.cause)
+    assert "The recorded traffic split was restored" in cause
+    assert "could not be read" in cause and "is not known" in cause
+    assert serving(engine) == {f"web-{STANDBY}": "Off", f"web-{PRIMARY}": "On"}
+    assert standby_desired() == 3  # held until the writer is known to be back
+
+
+def test_iam_refuses_a_failover_with_data_loss_the_template_does_not_allow(
+    engine_factory: Any,
+) -> None:
+    engine = engine_factory(**DATA)  # AllowDataLoss false
+    role = engine.functions["MoveDatabaseFunction"].role
+    rds = boto3.client("rds", region_name=STANDBY)
+    target = {"GlobalClusterIdentifier": "shop",
+              "TargetDbClusterIdentifier": f"arn:aws:rds:{STANDBY}:123456789012:cluster:shop-{STANDBY}"}
+    assert engine.authorizer.authorize(role, rds, "SwitchoverGlobalCluster", target, STANDBY) is None
+    denial = engine.authorizer.authorize(role, rds, "FailoverGlobalCluster",
+                                         {**target, "AllowDataLoss": True}, STANDBY)
+    assert denial is not None and "rds:FailoverGlobalCluster" in denial.message

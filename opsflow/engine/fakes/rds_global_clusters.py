@@ -18,8 +18,8 @@ failover in an Amazon Aurora global database"):
 - A **failover** (``FailoverGlobalCluster`` with ``AllowDataLoss=true``) is the unplanned one,
   for when the writer's Region is down: it needs only the target, takes ``FAILOVER_SECONDS``
   (``failing-over``), and may lose the writes not yet replicated. The old writer stays a member,
-  ``pending-resync`` while its Region is unreachable, and in sync once it answers again (Aurora
-  rebuilds it as a secondary).
+  ``pending-resync`` while its Region is unreachable and for ``RESYNC_SECONDS`` after it answers
+  again, while Aurora rebuilds it as a secondary; then in sync.
 - One operation at a time: a second one while ``Status`` is not ``available`` fails with
   ``InvalidGlobalClusterStateFault``; so does a switchover while a member's Region is
   unreachable or the target is not in sync. An unknown global cluster is
@@ -51,6 +51,10 @@ SWITCHOVER_SECONDS = 120
 """A switchover's duration (the user guide: typically a few minutes; RPO zero)."""
 FAILOVER_SECONDS = 60
 """An unplanned failover's duration (the user guide: an RTO of about a minute)."""
+RESYNC_SECONDS = 600
+"""How long the old writer of a failover with data loss takes, once its region answers again,
+to be rebuilt as a secondary in sync (Aurora rebuilds it from the new writer: minutes to
+hours with the data; the fake's bound)."""
 CONNECTED, PENDING = "connected", "pending-resync"
 
 
@@ -60,6 +64,8 @@ class _Member:
     region: str
     writer: bool
     sync: str = CONNECTED
+    answering_since: datetime | None = None
+    """When a ``pending-resync`` member's region was first seen answering again."""
 
 
 @dataclass
@@ -186,9 +192,16 @@ class GlobalClusterFake:
                 if member.arn == operation.source:
                     member.sync = PENDING if operation.data_loss else CONNECTED
             found.operation = None
+        now = self.now()
         for member in found.members:
-            if not member.writer and member.sync == PENDING and member.region not in self.unreachable:
-                member.sync = CONNECTED
+            if member.writer or member.sync != PENDING:
+                continue
+            if member.region in self.unreachable:
+                member.answering_since = None
+            elif member.answering_since is None:
+                member.answering_since = now
+            elif now - member.answering_since >= timedelta(seconds=RESYNC_SECONDS):
+                member.sync, member.answering_since = CONNECTED, None
         return found
 
     def _member(self, found: _Global, wanted: str) -> _Member:
