@@ -32,6 +32,10 @@ class Rehearsal:
     prior: str = ""
     """An event (path under ``events/``) run first in the same account, e.g. the failover a
     failback follows; its calls count as the rehearsal's."""
+    without: tuple[str, str] | tuple[()] = ()
+    """(function logical ID, statement Sid): a grant taken from the function's role before the
+    run, for a path only its refusal reaches (the alert that cannot publish goes to Lambda's
+    OnFailure destination). The calls it refuses are the rehearsal's expected denials."""
 
     @property
     def name(self) -> str:
@@ -42,6 +46,8 @@ class Rehearsal:
             extra.append(f"stopped at {self.stop_at}")
         if self.prior:
             extra.append(f"after {self.prior}")
+        if self.without:
+            extra.append(f"without {self.without[0]}/{self.without[1]}")
         return f"{self.event}" + (f" [{', '.join(extra)}]" if extra else "")
 
     def load(self) -> Any:
@@ -64,6 +70,11 @@ EXTRA: dict[str, list[Rehearsal]] = {
         Rehearsal("health-abuse", "health-abuse/dos-report-arn.json",
                   stop_at="Verify: Start checks",
                   why="stopped by hand mid-run: the runbook-died alert is published"),
+        Rehearsal("health-abuse", "health-abuse/dos-report-arn.json",
+                  stop_at="Verify: Start checks",
+                  without=("RunbookDiedFunction", "PublishTheAlert"),
+                  why="an alert that cannot publish: Lambda's retries, then its OnFailure "
+                  "destination queue"),
     ],
     "region-failover": [
         Rehearsal("region-failover", "region-failover/alarm-primary.json",
@@ -173,6 +184,13 @@ class Result:
     principals: dict[str, Any] = field(default_factory=dict)
     scope: set[str] = field(default_factory=set)
     """The roles of the rehearsed runbook: its state machine's, its rules', its functions'."""
+    expected: set[tuple[str, str]] = field(default_factory=set)
+    """(principal, action) the rehearsal refuses on purpose (``Rehearsal.without``)."""
+
+    def unexpected(self, calls: list[Any] | None = None) -> list[Any]:
+        """The denied calls (of ``calls``, else the rehearsal's) it did not cause on purpose."""
+        return [c for c in (self.calls if calls is None else calls)
+                if not c.allowed and (c.principal, c.action) not in self.expected]
 
 
 def scope(engine: Any, scenario: str) -> set[str]:
@@ -189,6 +207,22 @@ def scope(engine: Any, scenario: str) -> set[str]:
     called = {c.principal for c in engine.authorizer.calls}
     roles |= {f.role for f in engine.functions.values() if f.arn in alerting and f.role in called}
     return roles
+
+
+def _actions_of(document: dict[str, Any], sid: str) -> list[str]:
+    statements = document.get("Statement", [])
+    found: list[str] = []
+    for statement in [statements] if isinstance(statements, dict) else statements:
+        if statement.get("Sid") == sid:
+            actions = statement.get("Action", [])
+            found += [actions] if isinstance(actions, str) else list(actions)
+    return found
+
+
+def _without_sid(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    return {**document, "Statement": [s for s in statements if s.get("Sid") != sid]}
 
 
 def stopper(engine: Any, scenario: str, state: str) -> Any:
@@ -223,6 +257,14 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
         approval=case.approval,
     )
     with engine:
+        expected: set[tuple[str, str]] = set()
+        if case.without:
+            logical, sid = case.without
+            role = engine.functions[logical].role
+            found = engine.principals[role]
+            expected = {(role, action) for _, doc in found.policies
+                        for action in _actions_of(doc, sid)}
+            found.policies = [(name, _without_sid(doc, sid)) for name, doc in found.policies]
         if adjust is not None:
             adjust(engine)
         if case.prior:
@@ -240,6 +282,7 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
                 rehearsal=case, status="NOT_DELIVERED", outcome=None, error=str(error),
                 calls=list(engine.authorizer.calls), unused=engine.authorizer.unused_grants(),
                 principals=engine.principals, scope=scope(engine, case.scenario),
+                expected=expected,
             )
         return Result(
             rehearsal=case,
@@ -250,4 +293,5 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
             unused=engine.authorizer.unused_grants(),
             principals=engine.principals,
             scope=scope(engine, case.scenario),
+            expected=expected,
         )

@@ -7,13 +7,14 @@ world's time-dependent behaviour, and a record of the notifications sent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import re
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,6 +261,18 @@ def principal_of(client: Any) -> str | None:
 
 
 PRINCIPAL_ATTRIBUTE = "_opsflow_principal"
+
+
+@contextlib.contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    """Calls made in the block run as ``principal`` (an AWS service acting with a role the
+    stack gives it, e.g. Lambda sending a failed event to a function's destination)."""
+    caller = getattr(_local, "principal", None)
+    _local.principal = principal
+    try:
+        yield
+    finally:
+        _local.principal = caller
 
 
 def _raise(client: Any, operation_name: str, error: tuple[_Http, dict[str, Any]]) -> None:

@@ -137,6 +137,27 @@ class DeadLetters:
             sns.publish(TopicArn=topic, Subject=subject, Message=text)
         return Undelivered(queue, "", alarms)
 
+    def destination(self, queue: str, role: str, record: dict[str, Any]) -> Undelivered:
+        """Lambda sends an asynchronous invocation that failed every attempt to the function's
+        ``OnFailure`` destination, an SQS queue, as the function's role (which must allow
+        ``sqs:SendMessage``, else the record is lost); the queue's depth alarms as for
+        EventBridge's dead letters."""
+        name = queue.rsplit(":", 1)[-1]
+        sqs = self.client("sqs")
+        with api.bypass():
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        try:
+            with api.acting_as(role):
+                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+        except Exception as error:  # refused as the role: Lambda drops the record
+            return Undelivered(None, f"the function's role may not send to {queue} ({error})", [])
+        with api.bypass():
+            self._record_depth(sqs, url, name)
+            alarms, notices = self._evaluate(name, self.now())
+        for topic, subject, text in notices:  # outside bypass: recorded as notifications
+            self.client("sns").publish(TopicArn=topic, Subject=subject, Message=text)
+        return Undelivered(queue, "", alarms)
+
     def _enqueue(self, rule_arn: str, target: dict[str, Any], queue: str,
                  event: dict[str, Any], code: str, message: str) -> str:
         """Send the event with EventBridge's attributes; record the queue's depth. Returns the
@@ -153,6 +174,10 @@ class DeadLetters:
                 k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()
             },
         )
+        self._record_depth(sqs, url, name)
+        return name
+
+    def _record_depth(self, sqs: Any, url: str, name: str) -> None:
         # The queue attribute behind the CloudWatch metric ApproximateNumberOfMessagesVisible.
         depth = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         self.client("cloudwatch").put_metric_data(
@@ -165,7 +190,6 @@ class DeadLetters:
                 "Unit": "Count",
             }],
         )
-        return name
 
     def _evaluate(self, queue_name: str, at: datetime) -> tuple[list[str], list[Notice]]:
         """Every depth alarm on ``queue_name``, on the periods ending with the one holding

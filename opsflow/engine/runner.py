@@ -46,7 +46,7 @@ REGION = "us-east-1"
 SEED = 20191202
 ALERT_ATTEMPTS = 3
 """Lambda runs an asynchronous invocation (an EventBridge target's) and retries a failed one
-twice (its default ``MaximumRetryAttempts``)."""
+twice, unless the function's ``EventInvokeConfig`` says otherwise (``MaximumRetryAttempts``)."""
 LOCAL_PARAMETERS = {
     "DryRun": "false",
     "AlertEmail": "oncall@example.com",
@@ -500,6 +500,7 @@ class LocalEngine:
         (the runbook-died alert), run by :meth:`_announce_end`."""
         function_arns = {f.arn for f in self.functions.values()}
         self.function_policies = self.stack.function_policies()
+        self.invoke_configs = self.stack.invoke_configs()
         self.rules = []
         for logical, rule in self.stack.rules().items():
             for target in rule.targets:
@@ -804,16 +805,36 @@ class LocalEngine:
             self.undelivered.append(f"rule {rule.name} cannot invoke {arn}; {where.describe()}")
             return
         function = arn.split(":function:")[-1]
+        handling = self.invoke_configs.get(arn, {})
+        attempts = 1 + int(handling.get("retries", ALERT_ATTEMPTS - 1))
         lambda_client = self.client("lambda")
-        for _ in range(ALERT_ATTEMPTS):
+        for _ in range(attempts):
             answer = lambda_client.invoke(FunctionName=function, Payload=text)
             result = json.loads(answer["Payload"].read() or b"null")
             if "FunctionError" not in answer:
                 return
-        self.undelivered.append(
-            f"{function} failed {ALERT_ATTEMPTS} times on the event of rule {rule.name}: "
-            f"{result.get('errorType')}: {result.get('errorMessage')}"
-        )
+        why = (f"{function} failed {attempts} times on the event of rule {rule.name}: "
+               f"{result.get('errorType')}: {result.get('errorMessage')}")
+        queue = handling.get("on_failure")
+        if not queue:
+            self.undelivered.append(f"{why}; the event is lost: the function has no OnFailure "
+                                    "destination")
+            return
+        # Lambda's record of an asynchronous invocation that failed every attempt.
+        record = {
+            "version": "1.0",
+            "timestamp": self.clock.now().isoformat().replace("+00:00", "Z"),
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{arn}:$LATEST",
+                               "condition": "RetriesExhausted",
+                               "approximateInvokeCount": attempts},
+            "requestPayload": json.loads(text),
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                                "functionError": "Unhandled"},
+            "responsePayload": result,
+        }
+        role = next(f.role for f in self.functions.values() if f.arn == arn)
+        where = self.dead_letters.destination(queue, role, record)
+        self.undelivered.append(f"{why}; {where.describe().replace('the event is', 'its record is')}")
 
     def _start_as(self, rule: Rule, event: dict[str, Any]) -> None:
         """EventBridge starts the target as the rule's role: a role that may not do so means

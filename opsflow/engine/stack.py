@@ -324,6 +324,19 @@ class Stack:
             found.setdefault(arn, []).append({"Version": "2012-10-17", "Statement": [statement]})
         return found
 
+    def invoke_configs(self) -> dict[str, dict[str, Any]]:
+        """Function ARN → how Lambda handles its failed asynchronous invocations
+        (``AWS::Lambda::EventInvokeConfig``): ``retries`` and the ``on_failure`` destination."""
+        found: dict[str, dict[str, Any]] = {}
+        for spec in self.of_type("AWS::Lambda::EventInvokeConfig").values():
+            props = self.resolver.resolve(spec["Properties"])
+            name = str(props["FunctionName"])
+            arn = name if name.startswith("arn:") else self._arn("lambda", f"function:{name}")
+            failure = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
+            found[arn] = {"retries": int(props.get("MaximumRetryAttempts", 2)),
+                          "on_failure": failure.get("Destination")}
+        return found
+
     def queue_policies(self) -> dict[str, list[dict[str, Any]]]:
         """Queue ARN → the documents of the ``AWS::SQS::QueuePolicy`` resources naming it."""
         found: dict[str, list[dict[str, Any]]] = {}

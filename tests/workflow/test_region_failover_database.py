@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from opsflow.engine.boundary import parse_fault
 from opsflow.engine.fakes import rds_global_clusters as fake_module
@@ -111,6 +112,12 @@ def test_verify_fails_traffic_writer_and_capacity_are_put_back_in_that_order(
     assert writer(engine) == PRIMARY and standby_desired() == 0
     assert serving(engine) == {f"web-{STANDBY}": "Off", f"web-{PRIMARY}": "On"}
     assert "Rollback: Wait for writer" in execution.states
+    # In reverse order of the act: traffic back, then the writer, then capacity.
+    ops = [c["operation"] for c in execution.calls]
+    rollback = ops.index("UpdateRoutingControlStates", ops.index("UpdateRoutingControlStates") + 1)
+    back = ops.index("SwitchoverGlobalCluster", ops.index("SwitchoverGlobalCluster") + 1)
+    scaled_down = max(i for i, op in enumerate(ops) if op == "UpdateAutoScalingGroup")
+    assert rollback < back < scaled_down
     assert "The recorded traffic split was restored" in str(execution.cause)
     assert f"writer shop-{PRIMARY} in {PRIMARY}" in str(execution.cause)
     # Of the database, traffic and capacity, nothing is left changed.
@@ -283,3 +290,38 @@ def test_iam_refuses_a_failover_with_data_loss_the_template_does_not_allow(
     denial = engine.authorizer.authorize(role, rds, "FailoverGlobalCluster",
                                          {**target, "AllowDataLoss": True}, STANDBY)
     assert denial is not None and "rds:FailoverGlobalCluster" in denial.message
+
+
+def _solo(engine: Any) -> None:
+    engine.fakes["rds"].add_global_cluster("solo", {PRIMARY: "solo-primary"}, writer=PRIMARY)
+
+
+def _elsewhere(engine: Any) -> None:
+    engine.fakes["rds"].add_global_cluster(
+        "far", {PRIMARY: "far-p", STANDBY: "far-s", "eu-west-1": "far-e"}, writer="eu-west-1")
+
+
+def _behind(engine: Any) -> None:
+    engine.fakes["rds"].set_synchronization("shop", STANDBY, "pending-resync")
+
+
+@pytest.mark.parametrize("cluster, prepare, faults, says", [
+    ("solo", _solo, (), f"has no cluster in {STANDBY}"),
+    ("far", _elsewhere, (), f"the writer is in neither {PRIMARY} nor {STANDBY}"),
+    ("shop", _behind, (), f"{STANDBY} is not in sync"),
+    ("shop", None, (f"rds@{STANDBY}:DescribeGlobalClusters=AccessDenied",),
+     "cannot read the global database shop"),
+    ("nope", None, (), "cannot read the global database nope"),
+])
+def test_a_database_the_move_cannot_rely_on_escalates_at_pre_flight_with_nothing_moved(
+    engine_factory: Any, cluster: str, prepare: Any, faults: tuple[str, ...], says: str,
+) -> None:
+    engine = engine_factory(faults, **{**DATA, "GlobalClusterIdentifier": cluster})
+    if prepare is not None:
+        prepare(engine)
+    execution = engine.run(SCENARIO, load_event(ALARM))
+
+    assert execution.error == "Runbook.Escalated", execution.cause
+    assert "Pre-flight failed" in str(execution.cause) and says in str(execution.cause)
+    assert moves(engine) == [] and standby_desired() == 0
+    assert serving(engine) == {f"web-{STANDBY}": "Off", f"web-{PRIMARY}": "On"}

@@ -5,6 +5,7 @@ RunbookDiedFunction: the whole cause by e-mail, one line by SMS."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -74,8 +75,20 @@ def test_an_alert_that_cannot_publish_is_retried_then_reported_undelivered(
     assert alerts(execution) == []
     (why,) = execution.undelivered
     assert f"failed {ALERT_ATTEMPTS} times" in why and "AuthorizationError" in why
+    assert "its record is in the dead-letter queue" in why
     denied = [c for c in engine.authorizer.calls if not c.allowed and c.action == "sns:Publish"]
     assert len(denied) == ALERT_ATTEMPTS
+    # Lambda's OnFailure destination: the record, sent as the function's role, and the alarm.
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    (url,) = sqs.list_queues()["QueueUrls"]
+    (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+    record = json.loads(message["Body"])
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == ALERT_ATTEMPTS
+    assert record["requestPayload"]["detail"]["name"] == execution.name
+    sent = [c for c in engine.authorizer.calls if c.action == "sqs:SendMessage"]
+    assert [(c.principal, c.allowed) for c in sent] == [(role, True)]
+    assert [n for n in execution.notifications if n["subject"].startswith("ALARM:")]
 
 
 def test_a_run_that_ends_in_its_own_named_state_is_not_reported_twice(engine: Any) -> None:

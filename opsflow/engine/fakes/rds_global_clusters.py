@@ -129,6 +129,15 @@ class GlobalClusterFake:
             self._arns[identifier] = f"arn:aws:rds::{self.account}:global-cluster:{identifier}"
             return self._arns[identifier]
 
+    def set_synchronization(self, identifier: str, region: str, status: str) -> None:
+        """A secondary's replication state, as a world or a test sets it up (one fallen
+        behind: ``pending-resync``)."""
+        if status not in (CONNECTED, PENDING):
+            raise ValueError(f"status {status!r} is not {CONNECTED} or {PENDING}")
+        with self._lock:
+            member = next(m for m in self._settled(identifier).members if m.region == region)
+            member.sync = status
+
     def writer(self, identifier: str) -> str:
         """The Region of the global database's writer now."""
         with self._lock:

@@ -348,6 +348,8 @@ def _named(
             add("change", str(params["Id"]).rsplit("/", 1)[-1])
     if service == "s3" and params.get("Bucket") and params.get("Key"):
         add_arn(f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")
+    if service == "sqs" and params.get("QueueUrl"):
+        add("queue", str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1])
     if service == "rds":
         if params.get("GlobalClusterIdentifier"):
             add("global-cluster", str(params["GlobalClusterIdentifier"]))
