@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 5
+RUNS = 3
 
 CASES = [
     ("health-abuse", "events/health-abuse/dos-report-arn.json", "mitigated, 3 instances"),
@@ -257,7 +257,7 @@ def bench_cli() -> None:
     print(f"  opsflow --help           {helped:6.3f} s")
     goals.record("opsflow --help", helped, 0.2)
     for scenario, path, _ in CASES[:1] + CASES[2:]:
-        took = _wall([*opsflow, "run", scenario, "--event", path], 3)
+        took = _wall([*opsflow, "run", scenario, "--event", path], 1)
         print(f"  opsflow run {scenario:<19} {took:6.3f} s")
         goals.record(f"opsflow run {scenario} (new process)", took, 1.0,
                      note=f"imports {engine:.2f} s of it")
@@ -272,7 +272,7 @@ def bench_cli() -> None:
             print(f"  opsflow worker start     {time.perf_counter() - started:6.3f} s   (once: "
                   "imports, every world built)")
             for scenario, path, _ in CASES[:1] + CASES[2:]:
-                took = _wall([*opsflow, "run", scenario, "--event", path], 3)
+                took = _wall([*opsflow, "run", scenario, "--event", path], 2)
                 print(f"  opsflow run {scenario:<19} {took:6.3f} s   (in a fork of the worker)")
                 goals.record(f"opsflow run {scenario} (warm worker)", took, 1.0)
         finally:
