@@ -73,8 +73,10 @@ class Bench:
     with no delivery records (so a mutated sample is not a mere duplicate), and an example that
     changed the account leaves it for a fresh engine: the next one meets the world as built."""
 
-    def __init__(self, scenario: str) -> None:
+    def __init__(self, scenario: str, parameters: dict[str, str] | None = None) -> None:
         self.scenario = scenario
+        self.parameters = dict(parameters or {})
+        """Template parameter overrides of the engine (e.g. the failover's data tier)."""
         self._engine: Any = None
         self.started = 0
 
@@ -83,7 +85,8 @@ class Bench:
         if self._engine is None:
             from opsflow.engine.runner import LocalEngine
 
-            self._engine = LocalEngine(scenarios=[self.scenario]).__enter__()
+            self._engine = LocalEngine(scenarios=[self.scenario],
+                                       parameters=self.parameters).__enter__()
             self.started += 1
         return self._engine
 
@@ -117,8 +120,8 @@ def bench_factory() -> Iterator[Any]:
     moto's backends are the process's."""
     benches: list[Bench] = []
 
-    def make(scenario: str) -> Bench:
-        bench = Bench(scenario)
+    def make(scenario: str, parameters: dict[str, str] | None = None) -> Bench:
+        bench = Bench(scenario, parameters)
         benches.append(bench)
         return bench
 

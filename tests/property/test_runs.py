@@ -32,9 +32,19 @@ def judge(scenario: str, event: Any, what: str, execution: Any) -> None:
     )
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_every_event_ends_as_the_runbook_chose(scenario: str, bench_factory: Any) -> None:
-    bench = bench_factory(scenario)
+SETUPS = [(scenario, {}) for scenario in sorted(SCENARIOS)] + [
+    # The failover with every step it can take: capacity, the data tier, routing controls.
+    ("region-failover", {"TrafficMechanism": "arc", "AutoScalingGroupName": "web",
+                         "StandbyCapacity": "3", "GlobalClusterIdentifier": "shop"}),
+]
+
+
+@pytest.mark.parametrize("scenario, parameters", SETUPS,
+                         ids=[s + ("-every-step" if p else "") for s, p in SETUPS])
+def test_every_event_ends_as_the_runbook_chose(
+    scenario: str, parameters: dict[str, str], bench_factory: Any
+) -> None:
+    bench = bench_factory(scenario, parameters)
 
     @settings(max_examples=examples("run"))
     @given(s.events(scenario))
