@@ -247,6 +247,38 @@ def _import_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
     return getattr(importlib.import_module(module_name), attribute)
 
 
+class _Recorded(dict):  # type: ignore[type-arg]
+    """The parameters, noting each one read (what a world's build depends on)."""
+
+    def __init__(self, values: dict[str, Any], reads: set[str]) -> None:
+        super().__init__(values)
+        self._reads = reads
+
+    def __getitem__(self, key: str) -> Any:
+        self._reads.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._reads.add(key)
+        return super().get(key, default)
+
+    def __iter__(self) -> Any:
+        self._reads.update(self.keys())
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self._reads.update(self.keys())
+        return super().items()
+
+    def values(self) -> Any:
+        self._reads.update(self.keys())
+        return super().values()
+
+
+_WORLD_READS: dict[tuple[str, ...], frozenset[str]] = {}
+"""Scenarios (in build order) → the parameters their worlds' builders read at the last build."""
+
+
 class LocalEngine:
     def __init__(
         self,
@@ -338,7 +370,7 @@ class LocalEngine:
         else:
             before = dict(vars(self))
             with api.bypass():
-                self._build()
+                self._build(alone)
             if alone:
                 snapshot.keep(build, snapshot.take(
                     self.clock,
@@ -348,12 +380,59 @@ class LocalEngine:
                 ))
         self._register()
 
-    def _build(self) -> None:
+    def _build(self, alone: bool = False) -> None:
         """Build each scenario's world and deploy the stack into the emulated account: what a
         snapshot keeps. Every engine attribute this sets is assigned here (never mutated in
-        place), so the snapshot finds them all by comparing attributes before and after."""
+        place), so the snapshot finds them all by comparing attributes before and after.
+
+        The worlds alone are kept too (``alone``: this engine's mock is the only one), keyed by
+        the parameter overrides the builders read (a world reads few: region-failover's its
+        ``PrimaryRegion``): an engine whose other parameters differ restores the worlds and
+        deploys its own stack on them."""
+        reads = _WORLD_READS.get(tuple(self.scenarios))
+        world_key = None
+        if alone and reads is not None:
+            world_key = self._world_key(reads)
+            saved = snapshot.saved(world_key)
+            if saved is not None:
+                vars(self).update(snapshot.restore(saved, self.clock))
+                self.boundary.fakes = self.fakes
+                self._deploy()
+                return
+        before = dict(vars(self))
+        reads = self._build_worlds()
+        _WORLD_READS[tuple(self.scenarios)] = reads
+        if alone:
+            snapshot.keep(self._world_key(reads), snapshot.take(
+                self.clock,
+                {k: v for k, v in vars(self).items() if k not in before or before[k] is not v},
+                refused={id(self): "the engine", id(self.boundary): "the boundary"},
+                busy=[self.dynamics.pending()],
+            ))
+        self._deploy()
+
+    def _world_key(self, reads: frozenset[str]) -> tuple[Any, ...]:
+        read = {k: v for k, v in self.parameter_overrides.items() if k in reads}
+        return ("worlds", reads, *snapshot.key(self.scenarios, read, self.template))
+
+    def _build_worlds(self) -> frozenset[str]:
+        """Build each scenario's world; returns the parameters the builders read."""
         from moto.moto_api._internal import mock_random
 
+        reads: set[str] = set()
+        deployed = LocalEngine.parameters
+
+        def recording() -> dict[str, Any]:
+            return _Recorded(deployed(self), reads)
+
+        self.parameters = recording  # type: ignore[method-assign]
+        try:
+            self._make_worlds(mock_random)
+        finally:
+            del self.parameters
+        return frozenset(reads)
+
+    def _make_worlds(self, mock_random: Any) -> None:
         mock_random.seed(SEED)
         self.fakes: dict[str, Any] = {
             "service-quotas": ServiceQuotasFake(self.clock, account=ACCOUNT),
@@ -371,7 +450,6 @@ class LocalEngine:
             # Each world has its own seed: its IDs do not depend on which others are built.
             mock_random.seed(SEED + sum(map(ord, scenario)))
             self.world[scenario] = worlds.BUILDERS[scenario](self)
-        self._deploy()
 
     def __exit__(self, *exc: Any) -> None:
         try:

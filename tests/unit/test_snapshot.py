@@ -283,6 +283,48 @@ def test_an_engine_checks_its_parameters_against_its_own_template(built: None) -
         assert after.parameters()["ApprovalTimeoutSeconds"] != "7200"
 
 
+@pytest.mark.parametrize("scenario, first, second", [
+    ("region-failover", {}, {"TrafficMechanism": "arc", "GlobalClusterIdentifier": "shop"}),
+    ("region-failover", {"DryRun": "true"}, {"AutoScalingGroupName": "web"}),
+    ("health-abuse", {}, {"DryRun": "true", "AutoScalingMode": "detach"}),
+])
+def test_worlds_kept_for_other_parameters_deploy_the_stack_a_build_deploys(
+    built: None, scenario: str, first: dict[str, str], second: dict[str, str]
+) -> None:
+    """An engine whose parameters differ only where the worlds do not read them restores the
+    worlds (not the stack) and deploys its own stack: the engine a build of its own makes."""
+    from opsflow.engine import runner
+
+    with LocalEngine(scenarios=[scenario], parameters=first):
+        pass  # builds the worlds, keeps them
+    with LocalEngine(scenarios=[scenario], parameters=second) as reused:
+        assert not reused.restored  # its own stack was deployed
+        account, runs = describe(reused), _runs(reused)
+    snapshot.forget()
+    runner._WORLD_READS.clear()
+    with LocalEngine(scenarios=[scenario], parameters=second) as fresh:
+        assert describe(fresh) == account
+        assert _runs(fresh) == runs
+
+
+def test_worlds_are_kept_by_the_parameters_they_read(built: None) -> None:
+    """region-failover's world reads PrimaryRegion: the worlds of another primary are other
+    worlds; a parameter no builder reads leaves the worlds' key as it is."""
+    from opsflow.engine import runner
+
+    with LocalEngine(scenarios=["region-failover"]):
+        pass
+    reads = runner._WORLD_READS[("region-failover",)]
+    assert "PrimaryRegion" in reads and "TrafficMechanism" not in reads
+
+    def world_key(**parameters: str) -> Any:
+        return LocalEngine(scenarios=["region-failover"], parameters=parameters)._world_key(reads)
+
+    assert world_key() == world_key(TrafficMechanism="arc", DryRun="true")
+    assert world_key() != world_key(PrimaryRegion="us-west-2")
+    assert snapshot.saved(world_key()) is not None
+
+
 def test_a_build_assigns_the_attributes_it_sets() -> None:
     """The snapshot holds the attributes a build assigns (found by identity): an attribute the
     engine had before must not be changed in place by the build, or no snapshot would hold the
