@@ -181,6 +181,7 @@ def _child(connection: socket.socket, request: dict[str, Any], fds: list[int]) -
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    sys.argv = ["opsflow", *request["argv"]]
     _send(connection, {"pid": os.getpid()})
     from opsflow import cli
 
