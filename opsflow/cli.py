@@ -255,17 +255,22 @@ def iam_summary(results: list[Any]) -> dict[str, Any]:
                 if not rehearsals.not_rehearsed(p, sid)
             }
             unused[arn] = mine if arn not in unused else unused[arn] & mine
+        unexpected = {id(c) for c in result.unexpected()}
         for call in result.calls:
-            entry = principals.setdefault(call.principal, {"calls": set(), "denied": set()})
+            entry = principals.setdefault(
+                call.principal, {"calls": set(), "denied": set(), "refused": set()})
             entry["calls"].add((call.action, call.resource))
             if not call.allowed:
-                entry["denied"].add((call.action, call.resource, result.rehearsal.name))
+                # A refusal the rehearsal causes on purpose (``Rehearsal.without``) is no problem.
+                kind = "denied" if id(call) in unexpected else "refused"
+                entry[kind].add((call.action, call.resource, result.rehearsal.name))
     summary = {}
     for arn in sorted(set(principals) | set(unused)):
-        entry = principals.get(arn, {"calls": set(), "denied": set()})
+        entry = principals.get(arn, {"calls": set(), "denied": set(), "refused": set()})
         summary[arn] = {
             "calls": sorted(f"{a} {r}" for a, r in entry["calls"]),
             "denied": sorted(f"{a} {r} ({case})" for a, r, case in entry["denied"]),
+            "refused on purpose": sorted(f"{a} {r} ({case})" for a, r, case in entry["refused"]),
             "unused": sorted(f"{p}/{sid}: {', '.join(actions)}" for p, sid, actions in unused.get(arn, set())),
         }
     return summary
@@ -292,6 +297,8 @@ def cmd_iam(args: argparse.Namespace) -> int:
         print(f"\n{role}: {len(entry['calls'])} distinct call(s), {len(entry['denied'])} denied")
         for line in entry["denied"]:
             print(f"  DENIED {line}")
+        for line in entry["refused on purpose"]:
+            print(f"  refused on purpose {line}")
         for line in entry["unused"]:
             print(f"  unused grant {line}")
     print(f"\n{len(results)} rehearsals, {denied} denied call(s)")

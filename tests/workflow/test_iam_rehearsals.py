@@ -111,3 +111,14 @@ def test_every_rehearsal_runs_without_a_denied_call_and_every_grant_it_uses_is_n
         assert (first.principal, first.action) == (principal, action), (case.name, first)
         # Resources the run creates (an isolation group) get new IDs in every run: compare kinds.
         assert kind(first.resource) in {kind(r) for r in resources}, (case.name, first.resource)
+
+
+def test_opsflow_iam_reports_a_refusal_on_purpose_apart_from_denials() -> None:
+    from opsflow import cli
+
+    case = next(c for c in rehearsals.rehearsals("health-abuse") if c.without)
+    summary = cli.iam_summary([rehearsals.rehearse(case)])
+
+    assert all(entry["denied"] == [] for entry in summary.values())
+    refused = [line for entry in summary.values() for line in entry["refused on purpose"]]
+    assert refused and all(line.startswith("sns:Publish ") for line in refused)
