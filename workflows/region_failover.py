@@ -66,46 +66,20 @@ def phases() -> runbook.Phases:
     )
     parse.next(preflight)
 
-    # Capacity before traffic: the target's group is scaled, then its own instances must be
-    # healthy in the target group before any traffic moves (no group configured: ready at once).
-    scale = runbook.lambda_task(
-        "Act: Scale target capacity", "ScaleCapacityFunction", {"plan.$": "$.plan"},
-        result_path="$.capacity",
-    )
-    ready = sdk.Choice("Act: Capacity ready?")
-    wait_capacity = sdk.Wait("Act: Wait for capacity", seconds_path="$.plan.settings.pollSeconds")
-    check_capacity = runbook.lambda_task(
-        "Act: Check capacity", "ScaleCapacityFunction",
-        {"plan.$": "$.plan", "capacity.$": "$.capacity", "check": True},
-        result_path="$.capacity",
-    )
     shift = runbook.lambda_task(
         "Act: Record and shift traffic", "ShiftTrafficFunction", {"plan.$": "$.plan"},
         result_path="$.act",
     )
     # The data tier before traffic: the global database's writer moves into the target region
     # (no global database configured, or its writer already there: at once).
-    move_data = runbook.lambda_task(
-        "Act: Move database writer", "MoveDatabaseFunction", {"plan.$": "$.plan"},
-        result_path="$.database",
-    )
-    data_ready = sdk.Choice("Act: Writer moved?")
-    wait_data = sdk.Wait("Act: Wait for writer", seconds_path="$.plan.settings.pollSeconds")
-    check_data = runbook.lambda_task(
-        "Act: Check writer", "MoveDatabaseFunction",
-        {"plan.$": "$.plan", "database.$": "$.database", "check": True},
-        result_path="$.database",
-    )
-    move_data.next(data_ready)
-    data_ready.add_choice(ChoiceRule.BooleanEquals("$.database.ready", True), shift)
-    data_ready.default_choice(wait_data)
-    wait_data.next(check_data)
-    check_data.next(data_ready)
-    scale.next(ready)
-    ready.add_choice(ChoiceRule.BooleanEquals("$.capacity.ready", True), move_data)
-    ready.default_choice(wait_capacity)
-    wait_capacity.next(check_capacity)
-    check_capacity.next(ready)
+    move_data = _until_ready("Act: Move database writer", "Act: Writer moved?",
+                             "Act: Wait for writer", "Act: Check writer",
+                             "MoveDatabaseFunction", "database", then=shift)
+    # Capacity before that: the target's group is scaled, then its own instances must be
+    # healthy in the target group (no group configured: ready at once).
+    scale = _until_ready("Act: Scale target capacity", "Act: Capacity ready?",
+                         "Act: Wait for capacity", "Act: Check capacity",
+                         "ScaleCapacityFunction", "capacity", then=move_data)
 
     verify = runbook.verify_loop(
         wait=sdk.Wait("Verify: Wait for propagation", seconds_path="$.plan.settings.pollSeconds"),
@@ -173,6 +147,26 @@ def phases() -> runbook.Phases:
         rollback_report=report,
         approval=True,
     )
+
+
+def _until_ready(start: str, question: str, wait: str, check: str, function: str, key: str,
+                 then: Any) -> sdk.Task:
+    """``start`` (``function`` on the plan, its result at ``$.<key>``), then ``check`` (the same
+    function with ``"check": true``) every ``pollSeconds`` until ``$.<key>.ready``; then
+    ``then``. The function ends the wait itself (its error once the checks run out)."""
+    first = runbook.lambda_task(start, function, {"plan.$": "$.plan"}, result_path=f"$.{key}")
+    ready = sdk.Choice(question)
+    pause = sdk.Wait(wait, seconds_path="$.plan.settings.pollSeconds")
+    again = runbook.lambda_task(
+        check, function, {"plan.$": "$.plan", f"{key}.$": f"$.{key}", "check": True},
+        result_path=f"$.{key}",
+    )
+    first.next(ready)
+    ready.add_choice(ChoiceRule.BooleanEquals(f"$.{key}.ready", True), then)
+    ready.default_choice(pause)
+    pause.next(again)
+    again.next(ready)
+    return first
 
 
 def definition() -> dict[str, Any]:
