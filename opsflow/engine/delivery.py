@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from opsflow.engine import boundary as api
 from opsflow.engine.iam import policy
 
@@ -149,7 +151,7 @@ class DeadLetters:
         try:
             with api.acting_as(role):
                 sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
-        except Exception as error:  # refused as the role: Lambda drops the record
+        except ClientError as error:  # refused as the role: Lambda drops the record
             return Undelivered(None, f"the function's role may not send to {queue} ({error})", [])
         with api.bypass():
             self._record_depth(sqs, url, name)

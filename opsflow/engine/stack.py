@@ -304,14 +304,17 @@ class Stack:
                 found.setdefault(topic, []).append(_document(props["PolicyDocument"]))
         return found
 
+    def _function_arn(self, name: str) -> str:
+        """A function named by ARN or by name (as ``FunctionName`` may be) → its ARN."""
+        return name if name.startswith("arn:") else self._arn("lambda", f"function:{name}")
+
     def function_policies(self) -> dict[str, list[dict[str, Any]]]:
         """Function ARN → its resource policy, one statement per ``AWS::Lambda::Permission``
         naming it (as Lambda's ``AddPermission`` writes them)."""
         found: dict[str, list[dict[str, Any]]] = {}
         for spec in self.of_type("AWS::Lambda::Permission").values():
             props = self.resolver.resolve(spec["Properties"])
-            name = str(props["FunctionName"])
-            arn = name if name.startswith("arn:") else self._arn("lambda", f"function:{name}")
+            arn = self._function_arn(str(props["FunctionName"]))
             condition: dict[str, Any] = {}
             if "SourceArn" in props:
                 condition["ArnLike"] = {"aws:SourceArn": props["SourceArn"]}
@@ -330,8 +333,7 @@ class Stack:
         found: dict[str, dict[str, Any]] = {}
         for spec in self.of_type("AWS::Lambda::EventInvokeConfig").values():
             props = self.resolver.resolve(spec["Properties"])
-            name = str(props["FunctionName"])
-            arn = name if name.startswith("arn:") else self._arn("lambda", f"function:{name}")
+            arn = self._function_arn(str(props["FunctionName"]))
             failure = (props.get("DestinationConfig") or {}).get("OnFailure") or {}
             found[arn] = {"retries": int(props.get("MaximumRetryAttempts", 2)),
                           "on_failure": failure.get("Destination")}

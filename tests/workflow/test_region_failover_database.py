@@ -41,6 +41,15 @@ def moves(engine: Any) -> list[str]:
     return [f"{c['kind']} to {c['to'].split(':')[3]}" for c in engine.fakes["rds"].calls]
 
 
+def operator_switches_over(engine: Any, region: str, wait: bool = True) -> None:
+    """A switchover of the writer to ``region`` by hand, through the RDS API; with ``wait``,
+    until it has ended."""
+    boto3.client("rds", region_name=STANDBY).switchover_global_cluster(
+        GlobalClusterIdentifier="shop", TargetDbClusterIdentifier=f"shop-{region}")
+    if wait:
+        engine.clock.advance(fake_module.SWITCHOVER_SECONDS)
+
+
 def test_a_drill_switches_the_writer_over_before_traffic_moves(engine_factory: Any) -> None:
     engine = engine_factory(**DATA)
     execution = engine.run(SCENARIO, load_event(ALARM))
@@ -181,10 +190,7 @@ def test_dry_run_reads_the_database_and_moves_nothing(engine_factory: Any) -> No
 
 def test_a_writer_already_in_the_target_is_left_alone(engine_factory: Any) -> None:
     engine = engine_factory(**DATA)
-    rds = boto3.client("rds", region_name=STANDBY)
-    rds.switchover_global_cluster(GlobalClusterIdentifier="shop",
-                                  TargetDbClusterIdentifier=f"shop-{STANDBY}")
-    engine.clock.advance(fake_module.SWITCHOVER_SECONDS)
+    operator_switches_over(engine, STANDBY)
     execution = engine.run(SCENARIO, load_event(ALARM))
 
     assert execution.outcome == "mitigated", execution.cause
@@ -226,12 +232,8 @@ def test_a_writer_region_that_refuses_but_answers_is_not_failed_over(
 
 def test_a_move_under_way_is_not_taken_for_a_writer_already_there(engine_factory: Any) -> None:
     engine = engine_factory(**DATA)
-    rds = boto3.client("rds", region_name=STANDBY)
-    rds.switchover_global_cluster(GlobalClusterIdentifier="shop",
-                                  TargetDbClusterIdentifier=f"shop-{STANDBY}")
-    engine.clock.advance(fake_module.SWITCHOVER_SECONDS)
-    rds.switchover_global_cluster(GlobalClusterIdentifier="shop",  # an operator moves it back
-                                  TargetDbClusterIdentifier=f"shop-{PRIMARY}")
+    operator_switches_over(engine, STANDBY)
+    operator_switches_over(engine, PRIMARY, wait=False)  # and starts moving it back
     execution = engine.run(SCENARIO, load_event(ALARM))
 
     assert execution.error == "Runbook.Escalated", execution.cause
