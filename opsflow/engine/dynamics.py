@@ -8,6 +8,8 @@ once ``stop_seconds`` of virtual time have passed, checked at every EC2 call. Th
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +30,10 @@ class Ec2Dynamics:
         self.boundary = boundary
         self.stop_seconds = stop_seconds
         self._pending: dict[int, tuple[Instance, datetime | None]] = {}
+        # When each stop is due, soonest first: a tick looks only at what is due, so an EC2
+        # call costs the same with one instance stopping or a thousand.
+        self._due: list[tuple[datetime, int, int]] = []
+        self._scheduled = itertools.count()
         self._lock = threading.Lock()
 
     def stopping(self, instance: Instance) -> None:
@@ -37,24 +43,33 @@ class Ec2Dynamics:
         instance._state.code = 64
         with self._lock:
             self._pending[id(instance)] = (instance, due)
+            if due is not None:
+                heapq.heappush(self._due, (due, next(self._scheduled), id(instance)))
 
     def pending(self) -> int:
-        """Instances still stopping."""
+        """Instances still stopping (an instance started or terminated meanwhile is not)."""
         with self._lock:
+            for key, (instance, _) in list(self._pending.items()):
+                if instance._state.name != "stopping":
+                    del self._pending[key]
             return len(self._pending)
 
     def tick(self, service: str = "ec2", operation: str = "", params: Any = None) -> None:
+        """Each instance whose stop is due and that is still ``stopping`` becomes ``stopped``."""
         if service != "ec2":
             return
         now = self.clock.now()
         with self._lock:
-            for key, (instance, due) in list(self._pending.items()):
-                if instance._state.name != "stopping":
-                    del self._pending[key]
-                elif due is not None and due <= now:
+            while self._due and self._due[0][0] <= now:
+                due, _, key = heapq.heappop(self._due)
+                entry = self._pending.get(key)
+                if entry is None or entry[1] != due:
+                    continue  # stopped again since: a later due time stands for it
+                instance = entry[0]
+                del self._pending[key]
+                if instance._state.name == "stopping":
                     instance._state.name = "stopped"
                     instance._state.code = 80
-                    del self._pending[key]
 
 
 def _stop(self: Instance) -> Any:
