@@ -9,7 +9,6 @@ once ``stop_seconds`` of virtual time have passed, checked at every EC2 call. Th
 from __future__ import annotations
 
 import heapq
-import itertools
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,8 +31,7 @@ class Ec2Dynamics:
         self._pending: dict[int, tuple[Instance, datetime | None]] = {}
         # When each stop is due, soonest first: a tick looks only at what is due, so an EC2
         # call costs the same with one instance stopping or a thousand.
-        self._due: list[tuple[datetime, int, int]] = []
-        self._scheduled = itertools.count()
+        self._due: list[tuple[datetime, int]] = []
         self._lock = threading.Lock()
 
     def stopping(self, instance: Instance) -> None:
@@ -44,7 +42,7 @@ class Ec2Dynamics:
         with self._lock:
             self._pending[id(instance)] = (instance, due)
             if due is not None:
-                heapq.heappush(self._due, (due, next(self._scheduled), id(instance)))
+                heapq.heappush(self._due, (due, id(instance)))
 
     def pending(self) -> int:
         """Instances still stopping (an instance started or terminated meanwhile is not)."""
@@ -61,7 +59,7 @@ class Ec2Dynamics:
         now = self.clock.now()
         with self._lock:
             while self._due and self._due[0][0] <= now:
-                due, _, key = heapq.heappop(self._due)
+                due, key = heapq.heappop(self._due)
                 entry = self._pending.get(key)
                 if entry is None or entry[1] != due:
                     continue  # stopped again since: a later due time stands for it
