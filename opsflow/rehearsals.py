@@ -244,9 +244,50 @@ def stopper(engine: Any, scenario: str, state: str) -> Any:
     return listen
 
 
-def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
+class FirstDenial:
+    """An ``on_denied`` for the authorizer: at the first call refused that the rehearsal did not
+    refuse on purpose, an operator stops the running execution, so a run that has only to show
+    its first denial does not go on to its rollback. The stop is made from a thread of its own
+    (the refused call may be the interpreter's), which :meth:`join` awaits before the engine
+    goes (a late stop must never reach the next engine's run)."""
+
+    def __init__(self, engine: Any, scenario: str, expected: set[tuple[str, str]]) -> None:
+        import threading
+
+        self.engine, self.scenario, self.expected = engine, scenario, expected
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def _stop(self) -> None:
+        sfn = self.engine.client("stepfunctions")
+        running = sfn.list_executions(stateMachineArn=self.engine.state_machines[self.scenario],
+                                      statusFilter="RUNNING")["executions"]
+        for execution in running:
+            sfn.stop_execution(executionArn=execution["executionArn"], error="Operator.Stop",
+                               cause="stopped at the first denied call")
+
+    def __call__(self, call: Any) -> None:
+        import threading
+
+        if (call.principal, call.action) in self.expected:
+            return
+        with self.lock:
+            if self.thread is not None:
+                return
+            self.thread = threading.Thread(target=self._stop, name="rehearsal-stop", daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        with self.lock:
+            thread = self.thread
+        if thread is not None:
+            thread.join()
+
+
+def rehearse(case: Rehearsal, adjust: Any = None, first_denial: bool = False) -> Result:
     """Run one rehearsal on a fresh account; ``adjust(engine)`` may change the deployed stack
-    (e.g. take a grant away) before the run."""
+    (e.g. take a grant away) before the run. ``first_denial``: the run is stopped at its first
+    unexpected denied call (what a grant taken away must cause), its calls recorded to there."""
     from opsflow.engine.boundary import parse_fault
     from opsflow.engine.runner import LocalEngine, NotDelivered
 
@@ -267,6 +308,8 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
             found.policies = [(name, _without_sid(doc, sid)) for name, doc in found.policies]
         if adjust is not None:
             adjust(engine)
+        if first_denial:
+            engine.authorizer.on_denied = FirstDenial(engine, case.scenario, expected)
         if case.prior:
             first = json.loads((ROOT / "events" / case.prior).read_text(encoding="utf-8"))
             engine.run(case.scenario, first, watch=False)
@@ -278,12 +321,16 @@ def rehearse(case: Rehearsal, adjust: Any = None) -> Result:
                 on_event=stopper(engine, case.scenario, case.stop_at) if case.stop_at else None,
             )
         except NotDelivered as error:
+            if first_denial:
+                engine.authorizer.on_denied.join()
             return Result(
                 rehearsal=case, status="NOT_DELIVERED", outcome=None, error=str(error),
                 calls=list(engine.authorizer.calls), unused=engine.authorizer.unused_grants(),
                 principals=engine.principals, scope=scope(engine, case.scenario),
                 expected=expected,
             )
+        if first_denial:
+            engine.authorizer.on_denied.join()
         return Result(
             rehearsal=case,
             status=execution.status,

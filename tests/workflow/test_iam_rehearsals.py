@@ -1,7 +1,8 @@
 """The stack's IAM, proven by rehearsal: every sample event (and the dry-run, rollback and
-approval paths) runs with zero denied calls, and every grant those runs use is needed: taking
-it out of the role makes the rehearsal that used it fail, naming the principal, the action and
-the resource."""
+approval paths) runs with zero denied calls, and every grant those runs use is needed: with it
+taken out of the role, the first call of the rehearsal that used it that the role is refused is
+that action, on a resource the rehearsal used (evaluated over the rehearsal's recorded calls;
+for each role, a rerun with its soonest-used grant taken away shows the run agrees)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,22 @@ def kind(arn: str) -> str:
     return re.split(r"[/:](?=[^/:]*$)", arn)[0] if arn != "*" else arn
 
 
+def refused_first(result: rehearsals.Result, principal: str, action: str) -> Any:
+    """The first of the rehearsal's calls that ``principal``, with ``action`` taken out of its
+    policies, is refused: the call a rerun with that grant taken away is refused first (the
+    run is the same call for call up to its first refusal; the rerun below checks it)."""
+    from opsflow.engine.iam import policy
+
+    found = result.principals[principal]
+    policies = [(name, without(document, action)) for name, document in found.policies]
+    for call in result.calls:
+        if call.principal == principal and call.allowed and not policy.evaluate(
+            policies, call.request, found.boundary
+        ).allowed:
+            return call
+    return None
+
+
 def take_away(principal: str, action: str) -> Any:
     def adjust(engine: Any) -> None:
         found = engine.principals[principal]
@@ -91,26 +108,41 @@ def test_every_rehearsal_runs_without_a_denied_call_and_every_grant_it_uses_is_n
                 "why it stays in a '# Not rehearsed: ...' comment above it"
             )
 
-    # Each (principal, action) is proven in the first rehearsal that uses it.
-    first_use: dict[tuple[str, str], tuple[rehearsals.Rehearsal, set[str]]] = {}
+    # Each (principal, action) is proven in the first rehearsal that uses it: with the grant
+    # taken away, that rehearsal's first refused call is that action, on a resource it used.
+    first_use: dict[tuple[str, str], tuple[rehearsals.Result, int, set[str]]] = {}
     for result in results:
-        for call in result.calls:
+        for index, call in enumerate(result.calls):
             if not call.allowed:
                 continue
             key = (call.principal, call.action)
             if key not in first_use:
-                first_use[key] = (result.rehearsal, set())
-            if first_use[key][0] is result.rehearsal:
-                first_use[key][1].add(call.resource)
+                first_use[key] = (result, index, set())
+            if first_use[key][0] is result:
+                first_use[key][2].add(call.resource)
     assert first_use, "the rehearsals made no call"
-    for (principal, action), (case, resources) in sorted(first_use.items()):
-        rerun = rehearsals.rehearse(case, adjust=take_away(principal, action))
+    for (principal, action), (result, _, resources) in sorted(first_use.items()):
+        first = refused_first(result, principal, action)
+        assert first is not None, f"{result.rehearsal.name}: taking {action} from {principal} changed nothing"
+        assert (first.principal, first.action) == (principal, action), (result.rehearsal.name, first)
+        # Resources the run creates (an isolation group) get new IDs in every run: compare kinds.
+        assert kind(first.resource) in {kind(r) for r in resources}, (result.rehearsal.name, first.resource)
+
+    # The run itself agrees: for each principal, its grant first used soonest is taken away and
+    # the rehearsal rerun, stopped at its first denied call, is refused that call.
+    soonest: dict[str, tuple[int, str, rehearsals.Result]] = {}
+    for (principal, action), (result, index, _) in first_use.items():
+        if principal not in soonest or index < soonest[principal][0]:
+            soonest[principal] = (index, action, result)
+    for principal, (_, action, result) in sorted(soonest.items()):
+        case = result.rehearsal
+        rerun = rehearsals.rehearse(case, adjust=take_away(principal, action), first_denial=True)
         denied = rerun.unexpected()
         assert denied, f"{case.name}: taking {action} from {principal} changed nothing"
-        first = denied[0]
-        assert (first.principal, first.action) == (principal, action), (case.name, first)
-        # Resources the run creates (an isolation group) get new IDs in every run: compare kinds.
-        assert kind(first.resource) in {kind(r) for r in resources}, (case.name, first.resource)
+        predicted = refused_first(result, principal, action)
+        assert predicted is not None
+        assert (denied[0].principal, denied[0].action, kind(denied[0].resource)) == (
+            predicted.principal, predicted.action, kind(predicted.resource)), (case.name, denied[0])
 
 
 def test_opsflow_iam_reports_a_refusal_on_purpose_apart_from_denials() -> None:

@@ -76,6 +76,9 @@ class Authorizer:
     clock: Any
     calls: list[Call] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    on_denied: Any = None
+    """Called with each denied :class:`Call` as it is recorded (a rehearsal that needs only the
+    first denial stops its run there)."""
 
     def __post_init__(self) -> None:
         self.world = resources.Account(self.account)
@@ -142,8 +145,11 @@ class Authorizer:
                 )
                 with self.lock:
                     self.calls.append(call)
-                if not decision.allowed and denial is None:
-                    denial = self._denial(prefix, call)
+                if not decision.allowed:
+                    if self.on_denied is not None:
+                        self.on_denied(call)
+                    if denial is None:
+                        denial = self._denial(prefix, call)
         return denial
 
     def _denial(self, prefix: str, call: Call) -> Denial:
