@@ -94,6 +94,28 @@ def test_a_refused_call_gets_the_services_own_error(engine: Any) -> None:
     assert "sns:Publish" in denial.message and topic in denial.message
 
 
+def test_a_decision_is_made_again_once_the_roles_policies_are_replaced(engine: Any) -> None:
+    """Decisions are remembered per request; a role whose policies are replaced (a grant taken
+    away, as a rehearsal does) is decided on its new policies from the next call."""
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    role = "arn:aws:iam::123456789012:role/opsflow-CheckQuarantineFunctionRole"
+    params = {"InstanceIds": [ids(engine)["shop-web-1"]]}
+    assert engine.authorizer.authorize(role, ec2, "DescribeInstances", params, "us-east-1") is None
+    assert engine.authorizer.authorize(role, ec2, "DescribeInstances", params, "us-east-1") is None
+
+    found = engine.principals[role]
+    found.policies = [(name, {"Version": "2012-10-17", "Statement": [
+        s for s in (doc["Statement"] if isinstance(doc["Statement"], list) else [doc["Statement"]])
+        if "ec2:DescribeInstances" not in ([s["Action"]] if isinstance(s.get("Action"), str)
+                                           else s.get("Action", []))]})
+        for name, doc in found.policies]
+    denial = engine.authorizer.authorize(role, ec2, "DescribeInstances", params, "us-east-1")
+
+    assert denial is not None and denial.code == "UnauthorizedOperation"
+    assert [c.allowed for c in engine.authorizer.calls if c.action == "ec2:DescribeInstances"
+            and c.principal == role][-3:] == [True, True, False]
+
+
 def test_calls_run_as_the_state_machine_role_and_each_functions_own_role(engine: Any) -> None:
     execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
 
