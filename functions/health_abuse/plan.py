@@ -586,6 +586,8 @@ def failure_text(error: dict[str, Any] | None) -> str:
 def state_line(item: dict[str, Any]) -> str:
     """One instance as the account has it: power state, isolation, security groups."""
     groups = ",".join(item.get("groups", [])) or "none"
+    if item.get("isolated") is None and "isolated" in item:
+        return f"{item['instanceId']} ({item['region']}): {item['state']}, isolation not read"
     flag = (
         "quarantined"
         if item.get("quarantined")

@@ -44,6 +44,10 @@ Batch = dict[str, list[str]]
 UNCHECKED_WITHOUT_GROUP = "not checked: the isolation group does not exist yet"
 FILTER_VALUES = 200
 """Values per EC2 filter in one Describe call."""
+STATUS_IDS = 100
+"""Instance IDs in one DescribeInstanceStatus call (EC2's limit)."""
+SETTLED_STATES = ("stopped", "terminated", "shutting-down")
+"""The power states in which a verify check reads all of an instance."""
 
 
 BEFORE_PROTECTION = "opsflow:before-protection"
@@ -162,6 +166,30 @@ def find_instances(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, d
                         instance["Region"] = region
                         found.setdefault(instance["InstanceId"], instance)
     return found
+
+
+def power_states(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, str] | None:
+    """Instance ID → power state, from DescribeInstanceStatus (every state included): a small
+    answer for each instance where a description is a large one. ``None`` when a region knows
+    one of the IDs not (EC2 then refuses the whole call; describing, by filter, does not)."""
+    states: dict[str, str] = {}
+    by_region: dict[str, list[str]] = {}
+    for instance_id, regions in wanted.items():
+        for region in regions:
+            by_region.setdefault(region, []).append(instance_id)
+    for region in sorted(by_region):
+        ids = sorted(set(by_region[region]))
+        for start in range(0, len(ids), STATUS_IDS):
+            try:
+                answer = ec2_for(region).describe_instance_status(
+                    InstanceIds=ids[start : start + STATUS_IDS], IncludeAllInstances=True)
+            except ClientError as error:
+                if error_code(error).startswith("InvalidInstanceID."):
+                    return None
+                raise translate(error, f"DescribeInstanceStatus in {region}") from error
+            for status in answer.get("InstanceStatuses", []):
+                states[status["InstanceId"]] = status["InstanceState"]["Name"]
+    return states
 
 
 def describe(ec2_for: Ec2For, instance_id: str, region: str) -> dict[str, Any]:
@@ -553,13 +581,32 @@ def inspect(
     service (Auto Scaling, load balancers) and protections, whether it is quarantined: stopped,
     isolated, out of service and protected. ``every``: read the service and protections of
     every target (a report); else only of those stopped and isolated (a verify check: the
-    rest are not quarantined anyway)."""
+    rest are not quarantined anyway). A verify check reads the power state of every target
+    first and describes only those settled (stopped or gone) and the first ``LISTED`` (its
+    notice lists them): one still stopping is reported by its state alone (``isolated``
+    ``None``: not read)."""
     wanted = {t["instanceId"]: [t["region"]] for t in targets}
-    found = find_instances(ec2_for, wanted)
+    states = None if every else power_states(ec2_for, wanted)
+    if states is None:
+        found = find_instances(ec2_for, wanted)
+    else:
+        first = set(list(wanted)[:LISTED])
+        found = find_instances(ec2_for, {
+            instance_id: regions for instance_id, regions in wanted.items()
+            if states.get(instance_id, "stopped") in SETTLED_STATES or instance_id in first
+        })
     report = []
     isolation: dict[tuple[str, str], str | None] = {}
     for instance_id, (region,) in wanted.items():
         instance = found.get(instance_id)
+        if instance is None and states is not None and states.get(
+            instance_id, "stopped"
+        ) not in SETTLED_STATES:
+            report.append({
+                "instanceId": instance_id, "region": region, "state": states[instance_id],
+                "groups": [], "interfaces": [], "isolated": None, "quarantined": False,
+            })
+            continue
         if instance is None:
             report.append(
                 {

@@ -610,6 +610,44 @@ def no_states_error(execution: Any) -> None:
     assert execution.status != "TIMED_OUT"
 
 
+def verify_checks(execution: Any) -> list[dict[str, Any]]:
+    """What each "Verify: Check instances" of the run found, in order."""
+    return [json.loads(e["stateExitedEventDetails"]["output"])["verify"]
+            for e in execution.history
+            if (e.get("stateExitedEventDetails") or {}).get("name") == "Verify: Check instances"]
+
+
+@pytest.mark.parametrize("status_read", ["answered", "refused-unknown-id"])
+def test_a_verify_check_reads_all_of_only_the_instances_it_can_judge(
+    engine_factory: Any, status_read: str
+) -> None:
+    """Until an instance has stopped, a check reads only its power state (DescribeInstanceStatus)
+    and describes the first it lists; when EC2 refuses the status read (an ID it does not
+    know), the check describes every target instead. Either way the count is the account's."""
+    faults = ("ec2:DescribeInstanceStatus=InvalidInstanceID.NotFound",) if (
+        status_read == "refused-unknown-id") else ()
+    engine = engine_factory(faults=faults, MaxInstances="30")
+    instance_ids = fleet(30)
+    execution = engine.run(SCENARIO, report(arns(instance_ids), "fleet-30"))
+
+    assert execution.outcome == "mitigated", execution.cause
+    checks = verify_checks(execution)
+    assert len(checks) >= 2 and checks[-1]["converged"] is True
+    first = checks[0]
+    assert first["converged"] is False
+    assert first["summary"].startswith("0 of 30 instance(s) stopped, isolated")
+    listed = [line for line in first["notice"]["message"]["default"].splitlines()
+              if line.startswith("  - ")]
+    assert len(listed) == 20
+    assert all(": stopping, isolated, groups sg-" in line for line in listed), listed[0]
+    assert checks[-1]["summary"] == (
+        "30 of 30 instance(s) stopped, isolated, out of service and protected")
+    statuses = [c for c in engine.boundary.calls if c[1] == "DescribeInstanceStatus"]
+    assert statuses, "the checks read no power state"
+    world = fleet_states(instance_ids)
+    assert {state for state, _ in world.values()} == {"stopped"}
+
+
 def test_a_thousand_reported_instances_are_mitigated(engine_factory: Any) -> None:
     import time
 
