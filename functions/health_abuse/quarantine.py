@@ -695,13 +695,34 @@ def before_service(
     return result
 
 
+class _Forget:
+    """The record tags to delete once what they record is given back, gathered over a batch and
+    deleted in as few DeleteTags calls as there are sets of keys (a tag key deleted without a
+    value goes whatever its value). A resource's tags are deleted only after its own restore has
+    gone through; a failure before that leaves them for the retry."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, ...], list[str]] = {}
+
+    def add(self, resource: str, keys: Iterable[str]) -> None:
+        self.keys.setdefault(tuple(sorted(keys)), []).append(resource)
+
+    def delete(self, ec2: Any, region: str) -> None:
+        for keys, resources in sorted(self.keys.items()):
+            for chunk in _chunks(resources):
+                call(f"DeleteTags on {', '.join(chunk[:3])}{' ...' if len(chunk) > 3 else ''} "
+                     f"in {region}", ec2.delete_tags, Resources=chunk,
+                     Tags=[{"Key": key} for key in keys])
+
+
 def _restore_one(
     ec2: Any, instance: dict[str, Any], region: str, execution: str, recorded: dict[str, str],
-    client_for: service.Client,
+    client_for: service.Client, forget: _Forget,
 ) -> dict[str, Any]:
     """Return one instance to the before-state recorded by ``execution`` (``recorded``: each
-    interface's recorded groups). Instances this execution did not quarantine (untouched, or
-    held by an earlier run) are left alone."""
+    interface's recorded groups); its record tags, and each restored interface's, go to
+    ``forget``. Instances this execution did not quarantine (untouched, or held by an earlier
+    run) are left alone."""
     instance_id = instance["InstanceId"]
     tags = tags_of(instance)
     if tags.get(QUARANTINED_BY) != execution:
@@ -721,8 +742,7 @@ def _restore_one(
                 NetworkInterfaceId=eni_id,
                 Groups=before,
             )
-        call(f"DeleteTags on {eni_id} in {region}", ec2.delete_tags, Resources=[eni_id],
-             Tags=[{"Key": BEFORE_GROUPS}])
+        forget.add(eni_id, [BEFORE_GROUPS])
         restored_groups += 1
 
     state = instance["State"]["Name"]
@@ -737,15 +757,13 @@ def _restore_one(
             started = True
     _unprotect(ec2, region, instance_id, tags)
     returned = service.give_back(client_for, region, instance)
-    forget = [
-        {"Key": key} for key in sorted(tags)
+    forget.add(instance_id, [
+        key for key in tags
         if key in (QUARANTINED_BY, BEFORE_STATE, BEFORE_PROTECTION, BEFORE_PROFILE,
                    service.BEFORE_ASG)
         or any(key in service.record_keys(tags, record) for record in (
             BEFORE_DELETE_ON_TERMINATION, service.BEFORE_TARGETS, service.BEFORE_ELBS))
-    ]
-    call(f"DeleteTags on {instance_id} in {region}", ec2.delete_tags,
-         Resources=[instance_id], Tags=forget)
+    ])
     return {"restored": bool(restored_groups) or before_state is not None, "started": started,
             "service": returned}
 
@@ -798,13 +816,27 @@ def restore(
         recorded = _recorded(
             ec2, [eni["NetworkInterfaceId"] for i in ours for eni in enis(i)], BEFORE_GROUPS
         )
+        forget = _Forget()
+        try:
+            restore_each(ec2, region, ids, found, recorded, forget)
+        finally:
+            try:
+                forget.delete(ec2, region)
+            except RunbookError as error:
+                failed.append(error)
+
+    def restore_each(
+        ec2: Any, region: str, ids: list[str], found: dict[str, dict[str, Any]],
+        recorded: dict[str, str], forget: _Forget,
+    ) -> None:
         for instance_id in ids:
             instance = found.get(instance_id)
             if instance is None:
                 counts["missing"] += 1
                 continue
             try:
-                result = _restore_one(ec2, instance, region, execution, recorded, client_for)
+                result = _restore_one(ec2, instance, region, execution, recorded, client_for,
+                                      forget)
             except InstanceBusy as error:
                 busy.append(str(error))
                 continue

@@ -236,6 +236,27 @@ def test_permanent_failure_rolls_back_to_the_before_state(engine_factory: Any) -
     assert any("rolled back" in n["subject"] for n in execution.notifications)
 
 
+def test_a_rollback_whose_tag_cleanup_is_throttled_is_retried_and_forgets_every_record(
+    engine_factory: Any,
+) -> None:
+    """The restore deletes the record tags of a batch together, after giving each instance back;
+    when EC2 throttles that past the SDK's retries, the restore fails Throttled, the state
+    machine retries it, and the retry (finding each instance already given back) deletes them."""
+    engine = engine_factory(faults=("ec2:StopInstances=UnauthorizedOperation",
+                                    "ec2:DeleteTags=RequestLimitExceeded*4"))
+    before = instances(engine)
+    execution = engine.run(SCENARIO, load_event("health-abuse/dos-report-arn.json"))
+
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert failed_tasks(execution, "Throttled") >= 1
+    assert restored(engine, before) == before
+    for region in engine.regions(SCENARIO):
+        ec2 = boto3.client("ec2", region_name=region)
+        kept = [t for e in ec2.describe_network_interfaces()["NetworkInterfaces"]
+                for t in e.get("TagSet", []) if t["Key"].startswith("opsflow:")]
+        assert kept == [], (region, kept)
+
+
 def test_verify_that_never_converges_rolls_back(engine_factory: Any) -> None:
     # Two checks 15 s apart cannot see an instance that takes 40 s to stop.
     engine = engine_factory(VerifyMaxPolls="2")
