@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LOADS = 5
+LOADS = 3
 COMMAND = ["trigger", "events/health-abuse/dos-report-arn.json"]
 
 
