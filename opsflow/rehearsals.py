@@ -321,16 +321,15 @@ def rehearse(case: Rehearsal, adjust: Any = None, first_denial: bool = False) ->
                 on_event=stopper(engine, case.scenario, case.stop_at) if case.stop_at else None,
             )
         except NotDelivered as error:
-            if first_denial:
-                engine.authorizer.on_denied.join()
             return Result(
                 rehearsal=case, status="NOT_DELIVERED", outcome=None, error=str(error),
                 calls=list(engine.authorizer.calls), unused=engine.authorizer.unused_grants(),
                 principals=engine.principals, scope=scope(engine, case.scenario),
                 expected=expected,
             )
-        if first_denial:
-            engine.authorizer.on_denied.join()
+        finally:
+            if first_denial:
+                engine.authorizer.on_denied.join()
         return Result(
             rehearsal=case,
             status=execution.status,

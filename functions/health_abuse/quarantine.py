@@ -170,8 +170,8 @@ def find_instances(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, d
 
 def power_states(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, str] | None:
     """Instance ID → power state, from DescribeInstanceStatus (every state included): a small
-    answer for each instance where a description is a large one. ``None`` when a region knows
-    one of the IDs not (EC2 then refuses the whole call; describing, by filter, does not)."""
+    answer for each instance where a description is a large one. ``None`` when a region does
+    not know one of the IDs (EC2 then refuses the whole call; describing, by filter, does not)."""
     states: dict[str, str] = {}
     by_region: dict[str, list[str]] = {}
     for instance_id, regions in wanted.items():

@@ -306,3 +306,13 @@ def test_missing_substitution_is_reported() -> None:
     assert checks and all(not c.ok for c in checks)
     for check in checks:
         assert "no substitution for DryRun" in check.detail
+
+
+def test_the_template_reads_the_same_with_libyaml_as_in_pure_python() -> None:
+    """The engine reads template.yaml with libyaml's loader where PyYAML has it (a tenth of the
+    time in every new process); the document must be the one the pure-Python loader reads."""
+    import yaml
+
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: the engine would read slowly"
+    assert cfn._CfnLoader.__mro__[1] is yaml.CSafeLoader
+    assert cfn.load() == cfn.load(pure=True)
