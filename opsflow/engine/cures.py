@@ -749,21 +749,25 @@ def _cure_security_group_races() -> None:
 
 def _fast_tags_by_id() -> None:
     """Speed, not a defect: moto answers ``describe_tags`` (behind every instance, volume and
-    group it serialises) by matching a regex against every tag of the account, so describing N
-    instances costs N times all tags. A filter on exact resource IDs alone is answered from the
-    per-resource tag table, in the same order moto would give."""
+    group it serialises, and every DescribeTags) by matching regexes against every tag of the
+    account, so describing N resources costs N times all tags. A filter on exact resource IDs
+    is answered from those resources' rows of the tag table alone: with no other filter
+    directly, else by moto's own matching of the other filters (key, value, type) on those
+    rows; the same answer in the same order."""
     from moto.ec2.models.tags import EC2_PREFIX_TO_RESOURCE, TagBackend, get_prefix
 
     original = TagBackend.describe_tags
 
     def describe_tags(self: Any, filters: dict[str, list[str]] | None = None) -> Any:
         ids = (filters or {}).get("resource-id")
-        if not filters or set(filters) != {"resource-id"} or not ids or any(
-            "*" in i or "?" in i or "\\" in i for i in ids
-        ):
+        if not filters or not ids or any(c in i for i in ids for c in "*?[\\"):
             return original(self, filters)
         wanted = set(ids)
         order = ids if len(ids) == 1 else [r for r in list(self.tags) if r in wanted]
+        if set(filters) != {"resource-id"}:
+            rows = {rid: self.tags[rid] for rid in order if rid in self.tags}
+            narrowed = SimpleNamespace(VALID_TAG_FILTERS=self.VALID_TAG_FILTERS, tags=rows)
+            return original(narrowed, filters)  # type: ignore[arg-type]
         return [
             {"resource_id": rid, "key": key, "value": value,
              "resource_type": EC2_PREFIX_TO_RESOURCE.get(get_prefix(rid), "")}

@@ -825,6 +825,14 @@ def test_tags_by_resource_id_are_what_moto_would_list(aws: None) -> None:
         slow = backend.describe_tags(filters={"resource-id": [f"{v}*" for v in ids]})
         assert fast == slow
         assert {t["resource_id"] for t in fast} == set(ids) and len(fast) == 3 * len(ids)
+        # With other filters, moto's own matching of them on those resources' rows.
+        for other in ({"key": ["k1"]}, {"key": ["k*"], "value": ["2"]},
+                      {"resource-type": ["volume"], "key": ["k0", "k2"]}, {"key": ["none"]}):
+            fast = backend.describe_tags(filters={"resource-id": ids, **other})
+            slow = backend.describe_tags(filters={"resource-id": [f"{v}*" for v in ids],
+                                                  **other})
+            assert fast == slow, other
+        assert len(backend.describe_tags(filters={"resource-id": ids, "key": ["k1"]})) == len(ids)
 
 
 # ------------------------------------------------------------------------- state data copies
