@@ -41,7 +41,7 @@ test: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(MAKE) --no-print-directory sam
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	export HYPOTHESIS_PROFILE=ci OPSFLOW_FUZZ_RUN=test-$$$$; $(PY) -m pytest -q -n 2; \
+	export HYPOTHESIS_PROFILE=ci OPSFLOW_FUZZ_RUN=test-$$$$; $(PY) -m pytest -q -n 2 --maxschedchunk 1; \
 		status=$$?; $(PY) -m tests.property.harness; exit $$status
 
 ## make fuzz: the property tests with fresh randomness (profile fuzz: over 1,000 generated events

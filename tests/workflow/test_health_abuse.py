@@ -484,6 +484,7 @@ def delete_isolation_groups(engine: Any) -> None:
             ec2.delete_security_group(GroupId=group["GroupId"])
 
 
+@pytest.mark.heavy
 def test_rollback_never_races_an_isolation_still_in_flight(engine: Any) -> None:
     """Every instance's snapshot is denied, one iteration's failure comes while the others are
     still isolating: the rollback must wait for them, or it finds an instance untouched that is
@@ -669,6 +670,7 @@ def test_a_verify_check_reads_all_of_only_the_instances_it_can_judge(
     assert {state for state, _ in world.values()} == {"stopped"}
 
 
+@pytest.mark.heavy
 def test_a_thousand_reported_instances_are_mitigated(engine_factory: Any) -> None:
     import time
 
@@ -699,6 +701,7 @@ def test_a_thousand_reported_instances_are_mitigated(engine_factory: Any) -> Non
     assert "and 980 more" in detected
 
 
+@pytest.mark.heavy
 def test_a_thousand_instances_whose_stop_is_refused_are_rolled_back(engine_factory: Any) -> None:
     """Every batch fails (StopInstances denied) after isolating: the rollback restores all 1,000,
     and the state stays within 256 KiB with a failure from every batch."""
@@ -764,6 +767,7 @@ def test_two_thousand_unknown_bare_ids_are_nothing_to_do(engine: Any) -> None:
     assert "2,000 skipped" in execution.output["summary"]
 
 
+@pytest.mark.heavy
 def test_an_event_near_256_kib_is_an_invalid_event_naming_the_limit(engine: Any) -> None:
     ids = [f"i-{n:017x}" for n in range(1, 20_000)]
     event = report([], "near-limit")

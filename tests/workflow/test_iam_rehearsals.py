@@ -78,6 +78,7 @@ def take_away(principal: str, action: str) -> Any:
     return adjust
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_rehearsal_runs_without_a_denied_call_and_every_grant_it_uses_is_needed(
     scenario: str,
