@@ -10,6 +10,7 @@ uses is needed (removing it makes that rehearsal fail, naming the principal, act
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,8 +228,6 @@ def _without_sid(document: dict[str, Any], sid: str) -> dict[str, Any]:
 
 def stopper(engine: Any, scenario: str, state: str) -> Any:
     """A history listener that stops the run (as an operator would) when it enters ``state``."""
-    import threading
-
     stopped = threading.Event()
 
     def listen(item: dict[str, Any]) -> None:
@@ -252,8 +251,6 @@ class FirstDenial:
     goes (a late stop must never reach the next engine's run)."""
 
     def __init__(self, engine: Any, scenario: str, expected: set[tuple[str, str]]) -> None:
-        import threading
-
         self.engine, self.scenario, self.expected = engine, scenario, expected
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -267,8 +264,6 @@ class FirstDenial:
                                cause="stopped at the first denied call")
 
     def __call__(self, call: Any) -> None:
-        import threading
-
         if (call.principal, call.action) in self.expected:
             return
         with self.lock:

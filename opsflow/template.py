@@ -26,10 +26,6 @@ class _CfnLoader(_SafeLoader):  # type: ignore[misc]
     likewise."""
 
 
-class _PureCfnLoader(yaml.SafeLoader):
-    """The same, in pure Python (what the libyaml loader is checked against)."""
-
-
 def _construct(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
     name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
@@ -43,14 +39,11 @@ def _construct(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
     return {name: value}
 
 
-for _loader in (_CfnLoader, _PureCfnLoader):
-    _loader.add_multi_constructor(
-        "!", lambda loader, suffix, node: _construct(loader, suffix, node))
+_CfnLoader.add_multi_constructor("!", _construct)
 
 
-def load(path: Path = TEMPLATE, pure: bool = False) -> dict[str, Any]:
-    return yaml.load(  # noqa: S506
-        path.read_text(encoding="utf-8"), Loader=_PureCfnLoader if pure else _CfnLoader)
+def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
 
 
 @lru_cache(maxsize=1)

@@ -144,15 +144,19 @@ def _tag(ec2: Any, what: str, resources: list[str], tags: list[dict[str, str]]) 
         call(what, ec2.create_tags, Resources=chunk, Tags=tags)
 
 
-def find_instances(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-    """Describe instances by ID in each region (a filter, so unknown IDs are simply absent)."""
-    by_region: dict[str, list[str]] = {}
+def _by_region(wanted: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """(region, its instance IDs sorted, once each) for ``wanted`` (ID → regions), by region."""
+    by_region: dict[str, set[str]] = {}
     for instance_id, regions in wanted.items():
         for region in regions:
-            by_region.setdefault(region, []).append(instance_id)
+            by_region.setdefault(region, set()).add(instance_id)
+    return [(region, sorted(by_region[region])) for region in sorted(by_region)]
+
+
+def find_instances(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
+    """Describe instances by ID in each region (a filter, so unknown IDs are simply absent)."""
     found: dict[str, dict[str, Any]] = {}
-    for region in sorted(by_region):
-        ids = sorted(set(by_region[region]))
+    for region, ids in _by_region(wanted):
         for start in range(0, len(ids), 200):
             batch = ids[start : start + 200]
             paginator = ec2_for(region).get_paginator("describe_instances")
@@ -173,12 +177,7 @@ def power_states(ec2_for: Ec2For, wanted: dict[str, list[str]]) -> dict[str, str
     answer for each instance where a description is a large one. ``None`` when a region does
     not know one of the IDs (EC2 then refuses the whole call; describing, by filter, does not)."""
     states: dict[str, str] = {}
-    by_region: dict[str, list[str]] = {}
-    for instance_id, regions in wanted.items():
-        for region in regions:
-            by_region.setdefault(region, []).append(instance_id)
-    for region in sorted(by_region):
-        ids = sorted(set(by_region[region]))
+    for region, ids in _by_region(wanted):
         for start in range(0, len(ids), STATUS_IDS):
             try:
                 answer = ec2_for(region).describe_instance_status(
@@ -586,24 +585,17 @@ def inspect(
     notice lists them): one still stopping is reported by its state alone (``isolated``
     ``None``: not read)."""
     wanted = {t["instanceId"]: [t["region"]] for t in targets}
-    states = None if every else power_states(ec2_for, wanted)
-    if states is None:
-        found = find_instances(ec2_for, wanted)
-    else:
-        first = set(list(wanted)[:LISTED])
-        found = find_instances(ec2_for, {
-            instance_id: regions for instance_id, regions in wanted.items()
-            if states.get(instance_id, "stopped") in SETTLED_STATES or instance_id in first
-        })
+    states = {} if every else power_states(ec2_for, wanted) or {}
+    first = list(wanted)[:LISTED]
+    unsettled = {i: s for i, s in states.items() if s not in SETTLED_STATES and i not in first}
+    found = find_instances(ec2_for, {i: r for i, r in wanted.items() if i not in unsettled})
     report = []
     isolation: dict[tuple[str, str], str | None] = {}
     for instance_id, (region,) in wanted.items():
         instance = found.get(instance_id)
-        if instance is None and states is not None and states.get(
-            instance_id, "stopped"
-        ) not in SETTLED_STATES:
+        if instance_id in unsettled:
             report.append({
-                "instanceId": instance_id, "region": region, "state": states[instance_id],
+                "instanceId": instance_id, "region": region, "state": unsettled[instance_id],
                 "groups": [], "interfaces": [], "isolated": None, "quarantined": False,
             })
             continue
@@ -817,18 +809,6 @@ def restore(
             ec2, [eni["NetworkInterfaceId"] for i in ours for eni in enis(i)], BEFORE_GROUPS
         )
         forget = _Forget()
-        try:
-            restore_each(ec2, region, ids, found, recorded, forget)
-        finally:
-            try:
-                forget.delete(ec2, region)
-            except RunbookError as error:
-                failed.append(error)
-
-    def restore_each(
-        ec2: Any, region: str, ids: list[str], found: dict[str, dict[str, Any]],
-        recorded: dict[str, str], forget: _Forget,
-    ) -> None:
         for instance_id in ids:
             instance = found.get(instance_id)
             if instance is None:
@@ -846,6 +826,10 @@ def restore(
             counts["restored" if result["restored"] else "untouched"] += 1
             counts["started"] += int(result.get("started", False))
             counts["returnedToService"] += int(bool(result.get("service")))
+        try:
+            forget.delete(ec2, region)
+        except RunbookError as error:
+            failed.append(error)
 
     _each_region(batch, one)
     if busy:
