@@ -320,6 +320,8 @@ class LocalEngine:
         self.restored = False
         """Whether :meth:`__enter__` restored a snapshot of an earlier build instead of building
         (:mod:`opsflow.engine.snapshot`)."""
+        self.restored_from_disk = False
+        """Whether that snapshot was one an earlier process left on disk."""
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalEngine:
@@ -364,21 +366,43 @@ class LocalEngine:
         if alone:
             snapshot.clear_leftovers()  # what other users of moto in the process left
         saved = snapshot.saved(build) if alone else None
-        if saved is not None:
+        if saved is None and alone:
+            saved = self._restore_stored(build)
+        elif saved is not None:
             vars(self).update(snapshot.restore(saved, self.clock))
+        if saved is not None:
             self.restored = True
         else:
             before = dict(vars(self))
             with api.bypass():
                 self._build(alone)
             if alone:
-                snapshot.keep(build, snapshot.take(
+                taken = snapshot.take(
                     self.clock,
                     {k: v for k, v in vars(self).items() if k not in before or before[k] is not v},
                     refused={id(self): "the engine", id(self.boundary): "the boundary"},
                     busy=[self.dynamics.pending(), route53.pending(), draining.pending()],
-                ))
+                )
+                snapshot.keep(build, taken)
+                snapshot.store(build, taken, self.clock)
         self._register()
+
+    def _restore_stored(self, build: tuple[Any, ...]) -> snapshot.Snapshot | None:
+        """Restore the snapshot an earlier process of the same code left on disk for
+        ``build``, if any, and keep it for this process's later engines. One that cannot be
+        restored is deleted, and the engine builds (a restore reads the whole snapshot before
+        it changes anything)."""
+        stored = snapshot.stored(build, self.clock)
+        if stored is None:
+            return None
+        try:
+            vars(self).update(snapshot.restore(stored, self.clock))
+        except Exception as exc:  # noqa: BLE001  # any damage: build instead
+            snapshot.discard(build, f"not restored ({type(exc).__name__}: {exc})")
+            return None
+        snapshot.keep(build, stored)
+        self.restored_from_disk = True
+        return stored
 
     def _build(self, alone: bool = False) -> None:
         """Build each scenario's world and deploy the stack into the emulated account: what a

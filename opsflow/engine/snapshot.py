@@ -29,6 +29,14 @@ themselves (their contents are restored into them), the process-wide virtual clo
 cached template (read only), functions (code, not state: :func:`_check_closure` refuses a
 closure over mutable state) and the immutable key objects of ``cryptography``. Locks are
 re-created, one new lock for each lock of the build.
+
+A new process would build again: the snapshot of a whole build is also kept on disk
+(:func:`store`, :func:`stored`), with a way for a new process to find each object kept by
+reference (:func:`dump`): moto's backend dictionaries and functions by the names that bind
+them, a closure-free lambda by its code over its module's globals, a private key by its DER
+bytes, a lock new, the template's containers by their place in it. The entry's name hashes
+everything the build depends on besides its :func:`key` (:func:`code_digest`), so another
+version of the code, its packages or moto's environment never reads it.
 """
 
 from __future__ import annotations
@@ -38,12 +46,14 @@ import functools
 import hashlib
 import io
 import json
+import os
 import pickle
 import sys
 import threading
 import types
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from opsflow import template as cfn
@@ -117,9 +127,12 @@ def saved(build: tuple[Any, ...]) -> Snapshot | None:
 
 
 def forget() -> None:
-    """Drop every snapshot: the next engine of each key builds again."""
+    """Drop every snapshot: the next engine of each key builds again (and the process reads
+    no snapshot from disk from then on: :func:`stored`)."""
+    global _disk_read
     with _saved_lock:
         _saved.clear()
+        _disk_read = False
 
 
 # ---------------------------------------------------------------- moto's state
@@ -182,13 +195,19 @@ def _reductions() -> dict[type, Any]:
     return {**copyreg.dispatch_table, ParameterDict: _reduce_parameter_dict}
 
 
-def _immutable_types() -> tuple[type, ...]:
-    """Types kept by reference because they are immutable and cannot be pickled: the private
-    keys ``cryptography`` makes for KMS keys (its keys copy to themselves)."""
+def _key_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """The private and the public key types ``cryptography`` makes for KMS keys."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-    return (rsa.RSAPrivateKey, rsa.RSAPublicKey, ec.EllipticCurvePrivateKey,
-            ec.EllipticCurvePublicKey, ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)
+    return ((rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey),
+            (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey))
+
+
+def _immutable_types() -> tuple[type, ...]:
+    """Types kept by reference because they are immutable and cannot be pickled: the keys
+    ``cryptography`` makes for KMS keys (its keys copy to themselves)."""
+    private, public = _key_types()
+    return private + public
 
 
 _IMMUTABLE_CELLS = (str, bytes, int, float, bool, type(None), type, types.FunctionType,
@@ -350,3 +369,233 @@ def restore(snapshot: Snapshot, clock: VirtualClock) -> dict[str, Any]:
     clock.set_state(state["clock"])
     attributes: dict[str, Any] = state["attributes"]
     return attributes
+
+
+# ---------------------------------------------------------------- on disk
+
+DISK_FORMAT = "1"
+"""Changed whenever what :func:`dump` writes changes."""
+DISK_LIMIT = 16
+"""Snapshots kept on disk (the least recently written dropped first)."""
+_DISTRIBUTIONS = ("moto", "boto3", "botocore", "cryptography", "aws-sam-translator")
+"""The packages whose objects and behaviour a build's state holds."""
+_SOURCES = ("opsflow", "functions", "workflows", "statemachines")
+_disk_read = True
+disk_note: str | None = None
+"""What the process last did with a snapshot on disk (read, written, deleted and why): the
+reason an engine built when one was expected to restore."""
+
+
+@functools.cache
+def code_digest() -> str:
+    """Everything a build runs or reads besides its :func:`key`: the interpreter, the versions
+    of the packages whose objects its state holds, the project's pins, and the content of every
+    source file of the project (not their times: a checkout rewrites those)."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{sys.version}\0{DISK_FORMAT}\0".encode())
+    for name in _DISTRIBUTIONS:
+        digest.update(f"{name}={version(name)}\0".encode())
+    files = [cfn.ROOT / "template.yaml", cfn.ROOT / "pyproject.toml"]
+    for root in _SOURCES:
+        files.extend(sorted(
+            path for path in (cfn.ROOT / root).rglob("*")
+            if path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts
+        ))
+    for path in files:
+        digest.update(f"{path.relative_to(cfn.ROOT)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _environment() -> str:
+    """The environment moto reads when it makes state (``MOTO_*``)."""
+    return "\n".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("MOTO_"))
+
+
+def disk_path(build: tuple[Any, ...]) -> Path:
+    """Where the snapshot of ``build`` made by this code, in this environment, is kept."""
+    from opsflow.engine import cache
+
+    return cache.DIR / "snapshots" / f"{cache.key(code_digest(), _environment(), repr(build))}.pickle"
+
+
+def _backend_names() -> dict[int, tuple[str, str]]:
+    """Each backend dictionary moto binds at module level (by id) and a name a new process
+    imports it by (``moto.ec2.models``, ``ec2_backends``)."""
+    from moto.core.base_backend import BackendDict
+
+    names: dict[int, tuple[str, str]] = {}
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("moto.") or module is None:
+            continue
+        for name, value in vars(module).items():
+            if isinstance(value, BackendDict):
+                names.setdefault(id(value), (module_name, name))
+    return names
+
+
+def _named(module: str, qualname: str) -> Any:
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _function_recipe(function: types.FunctionType) -> tuple[Any, ...]:
+    """A function by its name when the name finds it, else by its code (a closure-free lambda
+    of moto's, a ``defaultdict``'s factory), rebuilt over its module's globals."""
+    import marshal
+
+    module, qualname = function.__module__, function.__qualname__
+    try:
+        if "<locals>" not in qualname and _named(module, qualname) is function:
+            return ("function", module, qualname)
+    except (ImportError, AttributeError):
+        pass
+    cells = tuple(cell.cell_contents for cell in function.__closure__ or ())
+    return ("code", module, marshal.dumps(function.__code__), function.__name__, qualname,
+            function.__defaults__, function.__kwdefaults__, cells)
+
+
+def _recipes(snapshot: Snapshot, clock: VirtualClock) -> list[tuple[Any, ...]] | None:
+    """How a new process finds each object ``snapshot`` keeps by reference, or None when one
+    has no such way (the snapshot then stays in this process only)."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    backends = _backend_names()
+    read_only = {id(node): index for index, node in enumerate(_read_only(cfn.cached(), cfn.translated()))}
+    private, public = _key_types()
+    recipes: list[tuple[Any, ...]] = []
+    for obj in snapshot.shared:
+        kind = type(obj)
+        if obj is clock:
+            recipes.append(("clock",))
+        elif id(obj) in backends:
+            recipes.append(("backend", *backends[id(obj)]))
+        elif id(obj) in read_only:
+            recipes.append(("template", read_only[id(obj)]))
+        elif kind in _LOCK_TYPES:
+            recipes.append(("lock", "RLock" if kind is _RLOCK else "Lock"))
+        elif kind is types.FunctionType:
+            recipes.append(_function_recipe(obj))
+        elif isinstance(obj, private):
+            recipes.append(("private key", obj.private_bytes(  # type: ignore[attr-defined]
+                ser.Encoding.DER, ser.PrivateFormat.PKCS8, ser.NoEncryption())))
+        elif isinstance(obj, public):
+            recipes.append(("public key", obj.public_bytes(  # type: ignore[attr-defined]
+                ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)))
+        else:
+            return None
+    return recipes
+
+
+_RLOCK = type(threading.RLock())
+
+
+def _resolve(recipe: tuple[Any, ...], clock: VirtualClock, read_only: list[Any]) -> Any:
+    import importlib
+    import marshal
+
+    from cryptography.hazmat.primitives import serialization as ser
+
+    kind = recipe[0]
+    if kind == "clock":
+        return clock
+    if kind == "backend":
+        return _named(recipe[1], recipe[2])
+    if kind == "template":
+        return read_only[recipe[1]]
+    if kind == "lock":
+        return threading.RLock() if recipe[1] == "RLock" else threading.Lock()
+    if kind == "function":
+        return _named(recipe[1], recipe[2])
+    if kind == "code":
+        module, code, name, qualname, defaults, kwdefaults, cells = recipe[1:]
+        function = types.FunctionType(
+            marshal.loads(code), vars(importlib.import_module(module)), name, defaults,
+            tuple(types.CellType(value) for value in cells) or None,
+        )
+        function.__qualname__, function.__kwdefaults__ = qualname, kwdefaults
+        return function
+    if kind == "private key":
+        return ser.load_der_private_key(recipe[1], password=None)
+    if kind == "public key":
+        return ser.load_der_public_key(recipe[1])
+    raise SnapshotError(f"unknown kind of kept object: {kind!r}")
+
+
+def dump(snapshot: Snapshot, clock: VirtualClock) -> bytes | None:
+    """``snapshot`` as bytes a new process of the same code :func:`load`\\ s, or None when it
+    keeps an object a new process cannot find."""
+    recipes = _recipes(snapshot, clock)
+    if recipes is None:
+        return None
+    try:
+        return pickle.dumps((DISK_FORMAT, len(_read_only(cfn.cached(), cfn.translated())),
+                             recipes, snapshot.blob), protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+
+
+def load(data: bytes, clock: VirtualClock) -> Snapshot:
+    """The snapshot :func:`dump` wrote (in this or an earlier process of the same code)."""
+    form, nodes, recipes, blob = pickle.loads(data)  # noqa: S301  # this project's own cache
+    read_only = _read_only(cfn.cached(), cfn.translated())
+    if form != DISK_FORMAT or nodes != len(read_only):
+        raise SnapshotError("a snapshot of another format or template")
+    return Snapshot(blob, [_resolve(recipe, clock, read_only) for recipe in recipes])
+
+
+def stored(build: tuple[Any, ...], clock: VirtualClock) -> Snapshot | None:
+    """The snapshot of ``build`` an earlier process of the same code left on disk, if any (and
+    the process has not :func:`forget`\\ ten its snapshots). A damaged or unreadable entry is
+    deleted, and the engine builds."""
+    if not _disk_read:
+        return None
+    path = disk_path(build)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        found = load(data, clock)
+        _note(f"{path.name} read")
+        return found
+    except Exception as exc:  # noqa: BLE001  # any damage: build instead, and replace the entry
+        discard(build, f"unreadable ({type(exc).__name__}: {exc})")
+        return None
+
+
+def discard(build: tuple[Any, ...], why: str) -> None:
+    """Delete the snapshot of ``build`` on disk: it could not be restored (``why``)."""
+    path = disk_path(build)
+    path.unlink(missing_ok=True)
+    _note(f"{path.name} deleted: {why}")
+
+
+def _note(text: str) -> None:
+    global disk_note
+    disk_note = text
+
+
+def store(build: tuple[Any, ...], snapshot: Snapshot, clock: VirtualClock) -> bool:
+    """Keep ``snapshot`` on disk for new processes (:func:`stored`); whether it was written. The
+    oldest entries beyond :data:`DISK_LIMIT` are deleted."""
+    from opsflow.engine import cache
+
+    data = dump(snapshot, clock)
+    if data is None:
+        _note("not written: it keeps an object a new process cannot find")
+        return False
+    path = disk_path(build)
+    cache.stored(path, lambda: data)
+    _note(f"{path.name} written")
+    try:
+        entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns)
+        for old in entries[:-DISK_LIMIT]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+    return path.exists()

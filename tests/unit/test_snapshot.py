@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -470,3 +471,214 @@ def test_the_clock_is_restored_with_its_start_and_elapsed_time(built: None) -> N
             assert engine.clock.state() == (DEFAULT_START, 0.0)
     finally:
         clock.reset(DEFAULT_START)
+
+
+# ---------------------------------------------------------------- on disk, for new processes
+
+
+@pytest.fixture
+def disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A cache folder of the test's own (the project's entries linked in, but no snapshots),
+    and a process that has no snapshot in memory but reads those on disk."""
+    from opsflow.engine import cache
+
+    for entry in cache.DIR.glob("*"):
+        if entry.name != "snapshots":
+            (tmp_path / entry.name).symlink_to(entry)
+    monkeypatch.setattr(cache, "DIR", tmp_path)
+    snapshot.forget()
+    monkeypatch.setattr(snapshot, "_disk_read", True)
+    yield tmp_path / "snapshots"
+    snapshot.forget()
+
+
+def test_a_snapshot_written_to_disk_restores_the_engine_a_build_makes(disk: Path) -> None:
+    """What a new process reads (``snapshot.dump`` and ``load``): every object the snapshot
+    keeps by reference found again by name (moto's backend dictionaries, functions), rebuilt
+    from its code (a closure-free lambda of moto's: SSM's tag table's factory) or from its bytes
+    (the KMS keys' private keys), and locks made new."""
+    with LocalEngine() as first:
+        assert not first.restored
+        account, runs = describe(first), _runs(first)
+        build = snapshot.key(first.scenarios, {}, first.template)
+        kept = snapshot.saved(build)
+        data = snapshot.dump(kept, first.clock)
+        assert data is not None
+        recipes = pickle.loads(data)[2]
+        assert {recipe[0] for recipe in recipes} >= {
+            "clock", "backend", "template", "lock", "function", "code", "private key"}
+        loaded = snapshot.load(data, first.clock)
+        assert len(loaded.shared) == len(kept.shared) and loaded.blob == kept.blob
+    snapshot.forget()
+    snapshot.keep(build, loaded)
+    with LocalEngine() as second:
+        assert second.restored
+        assert describe(second) == account
+        assert _runs(second) == runs
+
+
+_PORTRAIT = """
+import json, sys
+from opsflow.engine import snapshot
+from opsflow.engine.runner import LocalEngine
+from tests.unit.test_snapshot import _runs, _text, describe
+with LocalEngine() as engine:
+    print(json.dumps({"restored": engine.restored, "from disk": engine.restored_from_disk,
+                      "disk": snapshot.disk_note,
+                      "account": repr(describe(engine)), "runs": repr(_runs(engine))}))
+"""
+
+
+@pytest.mark.heavy
+def test_a_new_process_restores_the_snapshot_an_earlier_one_left_on_disk(disk: Path) -> None:
+    """Two processes of the same code, with different hash seeds: the first builds and leaves
+    its snapshot on disk, the second restores it, and shows the same account and runs."""
+    import subprocess
+    import sys
+
+    from opsflow import template as cfn
+
+    portraits, entries = [], []
+    for seed in ("1", "2"):
+        env = {**os.environ, "OPSFLOW_CACHE_DIR": str(disk.parent), "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", _PORTRAIT], env=env, cwd=cfn.ROOT,
+                              capture_output=True, text=True, check=True, timeout=300)
+        portraits.append(json.loads(done.stdout.splitlines()[-1]))
+        entries.append((portraits[-1]["disk"], sorted(p.name for p in disk.glob("*"))))
+    built, restored = portraits
+    assert (built["restored"], built["from disk"]) == (False, False), entries
+    assert (restored["restored"], restored["from disk"]) == (True, True), entries
+    assert restored["account"] == built["account"]
+    assert restored["runs"] == built["runs"]
+    assert len(list(disk.glob("*.pickle"))) == 1
+
+
+def test_a_snapshot_on_disk_is_read_by_the_same_code_and_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry's name hashes the content of every source file (not its time), the pins, the
+    versions of the packages whose objects it holds, and moto's environment."""
+    import importlib.metadata
+    import shutil
+
+    from opsflow import template as cfn
+
+    for name in ("template.yaml", "pyproject.toml"):
+        shutil.copy(cfn.ROOT / name, tmp_path / name)
+    for root in ("opsflow", "functions", "workflows", "statemachines"):
+        shutil.copytree(cfn.ROOT / root, tmp_path / root,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cfn, "ROOT", tmp_path)
+    build = ("health-abuse",), (), "digest"
+
+    def path() -> Path:
+        snapshot.code_digest.cache_clear()
+        return snapshot.disk_path(build)
+
+    first = path()
+    assert path() == first
+    handler = next((tmp_path / "functions").rglob("*.py"))
+    os.utime(handler, ns=(1, 1))
+    assert path() == first  # only the time changed
+    handler.write_text(handler.read_text() + "\n")
+    edited = path()
+    assert edited != first
+    monkeypatch.setenv("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    assert path() not in (first, edited)
+    monkeypatch.delenv("MOTO_ALLOW_NONEXISTENT_REGION")
+    assert path() == edited
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "0.0" if name == "moto" else real(name))
+    assert path() != edited
+    monkeypatch.undo()
+    snapshot.code_digest.cache_clear()
+    assert snapshot.disk_path(build) != edited  # the project's own tree again
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated blob", "unknown module"])
+def test_a_damaged_snapshot_on_disk_is_deleted_and_the_engine_builds(
+    disk: Path, damage: str
+) -> None:
+    with LocalEngine(scenarios=["region-failover"]) as first:
+        account = describe(first)
+        build = snapshot.key(first.scenarios, {}, first.template)
+        path = snapshot.disk_path(build)
+    assert path.exists()
+    form, nodes, recipes, blob = pickle.loads(path.read_bytes())
+    if damage == "garbage":
+        path.write_bytes(b"not a snapshot")
+    elif damage == "truncated blob":
+        path.write_bytes(pickle.dumps((form, nodes, recipes, blob[: len(blob) // 2])))
+    else:
+        recipes = [("backend", "moto.nowhere", "backends") if r[0] == "backend" else r
+                   for r in recipes]
+        path.write_bytes(pickle.dumps((form, nodes, recipes, blob)))
+    snapshot._saved.clear()  # a new process: nothing in memory
+    with LocalEngine(scenarios=["region-failover"]) as again:
+        assert not again.restored
+        assert describe(again) == account
+    assert pickle.loads(path.read_bytes())[0] == snapshot.DISK_FORMAT  # the build's own again
+    snapshot._saved.clear()
+    with LocalEngine(scenarios=["region-failover"]) as third:
+        assert third.restored_from_disk
+        assert describe(third) == account
+
+
+def test_forgetting_snapshots_ignores_those_on_disk(disk: Path) -> None:
+    with LocalEngine(scenarios=["region-failover"]):
+        pass
+    assert list(disk.glob("*.pickle"))
+    snapshot.forget()
+    with LocalEngine(scenarios=["region-failover"]) as engine:
+        assert not engine.restored
+
+
+def test_snapshots_on_disk_are_bounded(disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot, "DISK_LIMIT", 2)
+    for maximum in ("21", "22", "23"):
+        with LocalEngine(scenarios=["health-abuse"], parameters={"MaxInstances": maximum}):
+            pass
+    assert len(list(disk.glob("*.pickle"))) == 2
+
+
+def _factory() -> Any:
+    return lambda: "made"
+
+
+def test_each_kind_of_object_kept_by_reference_is_found_again_from_disk() -> None:
+    """How ``snapshot.dump`` names what a snapshot keeps by reference, for a new process: the
+    clock and functions themselves, a lambda rebuilt from its code (with its immutable cells),
+    locks new and of their kind, and every key type by its DER bytes; anything else is not
+    written."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    from opsflow.engine import cures
+
+    clock = cures.install()
+    limit = 7
+
+    def scaled(value: int) -> int:
+        return value * limit
+
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=1024),
+            ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()]
+    keys += [key.public_key() for key in keys]
+    shared = [clock, threading.Lock(), threading.RLock(), snapshot.key, _factory(), scaled, *keys]
+    data = snapshot.dump(snapshot.Snapshot(b"", shared), clock)
+    assert data is not None
+    found = snapshot.load(data, clock).shared
+    assert found[0] is clock and found[3] is snapshot.key
+    assert type(found[1]) is type(shared[1]) and found[1] is not shared[1]
+    assert type(found[2]) is type(shared[2]) and found[2] is not shared[2]
+    assert found[4] is not shared[4] and found[4]() == "made"
+    assert found[5](3) == 21 and found[5].__qualname__ == scaled.__qualname__
+    for original, copied in zip(keys[:3], found[6:9], strict=True):
+        assert copied.private_bytes(ser.Encoding.DER, ser.PrivateFormat.PKCS8,
+                                    ser.NoEncryption()) == original.private_bytes(
+            ser.Encoding.DER, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    for original, copied in zip(keys[3:], found[9:], strict=True):
+        assert copied.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo) == (
+            original.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo))
+    assert snapshot.dump(snapshot.Snapshot(b"", [clock, object()]), clock) is None

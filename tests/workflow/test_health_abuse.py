@@ -6,6 +6,7 @@ EC2 state of the account afterwards, never that a function was called.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -472,37 +473,6 @@ def test_entities_not_reported_affected_are_not_acted_on(engine: Any, status: st
     assert f"{web_1}: status {status}" in execution.notifications[0]["message"]
 
 
-def delete_isolation_groups(engine: Any) -> None:
-    """Remove the (empty) isolating groups a rolled-back run left, so the next run creates
-    them afresh, as a first quarantine in a VPC does."""
-    for region in engine.regions(SCENARIO):
-        ec2 = boto3.client("ec2", region_name=region)
-        found = ec2.describe_security_groups(
-            Filters=[{"Name": "group-name", "Values": [ISOLATION]}]
-        )["SecurityGroups"]
-        for group in found:
-            ec2.delete_security_group(GroupId=group["GroupId"])
-
-
-@pytest.mark.heavy
-def test_rollback_never_races_an_isolation_still_in_flight(engine: Any) -> None:
-    """Every instance's snapshot is denied, one iteration's failure comes while the others are
-    still isolating: the rollback must wait for them, or it finds an instance untouched that is
-    isolated a moment later and reports it returned. Before the fix about 1 run in 6 raced
-    (each with a fresh isolation group), so the run is repeated 40 times."""
-    engine.boundary.faults.append(parse_fault("ec2:CreateSnapshots=UnauthorizedOperation"))
-    event = with_overrides(load_event("health-abuse/dos-report-arn.json"), ignoreDuplicate=True)
-    before = instances(engine)
-    for attempt in range(40):
-        execution = engine.run(SCENARIO, event)
-
-        assert restored(engine, before) == before, (attempt, execution.cause)
-        assert execution.error == "Runbook.RolledBack", (attempt, execution.cause)
-        assert "Every touched instance was returned" in execution.cause
-        assert ", isolated" not in execution.cause, (attempt, execution.cause)
-        delete_isolation_groups(engine)
-
-
 def test_rollback_stuck_on_stopping_instances_names_each_one_left_changed(
     engine_factory: Any,
 ) -> None:
@@ -671,6 +641,65 @@ def test_a_verify_check_reads_all_of_only_the_instances_it_can_judge(
     assert len(described) == (20 if status_read == "answered" else 30)
     world = fleet_states(instance_ids)
     assert {state for state, _ in world.values()} == {"stopped"}
+
+
+RACE_WINDOW = 1.0
+"""Wall seconds a held isolation waits for a rollback that would race it (it starts within
+milliseconds of the failure that causes it)."""
+
+
+def test_rollback_never_races_an_isolation_still_in_flight(engine_factory: Any) -> None:
+    """Two batches (50 instances and 1), every snapshot denied. The big batch's isolation is
+    held until the small batch has failed and a rollback would have begun (its restore called,
+    or RACE_WINDOW gone by): the rollback must wait for the big batch's iteration to end. A run
+    that went on at the first failure would restore before the isolation and report the 50
+    instances returned while they are being isolated."""
+    import threading
+
+    engine = engine_factory(faults=("ec2:CreateSnapshots=UnauthorizedOperation",),
+                            MaxInstances="51")
+    instance_ids = fleet(51)
+    before = fleet_states(instance_ids)
+    small_failed, restoring = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def size(payload: dict[str, Any]) -> int:
+        return sum(len(ids) for ids in payload["batch"].values())
+
+    def isolate(call: Any, payload: dict[str, Any]) -> Any:
+        if size(payload) == 50:
+            assert small_failed.wait(60), "the small batch never failed"
+            restoring.wait(RACE_WINDOW)
+            order.append("big batch isolates")
+        return call(payload)
+
+    def snapshot(call: Any, payload: dict[str, Any]) -> Any:
+        try:
+            return call(payload)
+        except Exception:
+            if size(payload) == 1:
+                order.append("small batch failed")
+                small_failed.set()
+            raise
+
+    def restore(call: Any, payload: dict[str, Any]) -> Any:
+        order.append("restore")
+        restoring.set()
+        return call(payload)
+
+    for logical, wrapper in (("IsolateInstanceFunction", isolate),
+                             ("SnapshotVolumesFunction", snapshot),
+                             ("RestoreInstanceFunction", restore)):
+        name = engine.functions[logical].name
+        engine.boundary.lambdas[name] = functools.partial(wrapper, engine.boundary.lambdas[name])
+    execution = engine.run(SCENARIO, report(arns(instance_ids), "fleet-race"))
+
+    assert order[:2] == ["small batch failed", "big batch isolates"], order
+    assert "restore" in order and order.index("restore") > 1, order
+    assert execution.error == "Runbook.RolledBack", execution.cause
+    assert "Every touched instance was returned" in execution.cause
+    assert ", isolated" not in execution.cause
+    assert fleet_states(instance_ids) == before
 
 
 @pytest.mark.heavy
