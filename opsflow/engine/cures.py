@@ -199,6 +199,44 @@ def _virtual_time() -> None:
     timestamp.Timestamp._get_wait_seconds = _get_wait_seconds
 
 
+def _virtual_sdk_backoff() -> None:
+    """The SDK's retry backoff on the virtual clock. Between the attempts of a call it retries,
+    botocore sleeps (``botocore.endpoint``'s ``time.sleep``): full jitter up to 1 s before a
+    first retry of a throttled call, doubling at each attempt. A rehearsal paid that in real
+    seconds and left it out of the run's time. While an engine's boundary is active, it now
+    advances the virtual clock instead, by the jitter's expected value (as Step Functions'
+    jitter above), so the same run reports the same time; outside an engine botocore sleeps
+    and draws as before."""
+    import random
+
+    import botocore.endpoint
+    from botocore.retries import standard
+
+    def engine_active() -> bool:
+        boundary = sys.modules.get("opsflow.engine.boundary")
+        return getattr(boundary, "_active", None) is not None
+
+    def sleep(seconds: float) -> None:
+        if engine_active():
+            CLOCK.advance(seconds)
+        else:
+            time.sleep(seconds)
+
+    def jitter() -> float:
+        return 0.5 if engine_active() else random.random()
+
+    init = standard.ExponentialBackoff.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if self._random is random.random:
+            self._random = jitter
+
+    __init__.original = init  # type: ignore[attr-defined]
+    standard.ExponentialBackoff.__init__ = __init__  # type: ignore[method-assign]
+    botocore.endpoint.time = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
+
+
 def _quiet() -> None:
     """moto's interpreter logs every caught error as a warning with its internals; the report
     says what happened, so keep those out of the terminal."""
@@ -936,6 +974,7 @@ def install() -> VirtualClock:
             _cure_ssm_parameter_races()
             _cure_metric_statistics_periods()
             _virtual_time()
+            _virtual_sdk_backoff()
             limits.install(CLOCK)  # AWS limits, on the virtual time above
             _installed = True
     return CLOCK

@@ -637,10 +637,10 @@ class LocalEngine:
         self.boundary.authorizer = self.authorizer if self.enforce_iam else None
         self.dead_letters = delivery.DeadLetters(self.stack, self.client, self.clock.now)
         for function in self.functions.values():
-            handler = _import_handler(function.handler)
-
-            def invoke(payload: Any, handler: Any = handler, name: str = function.name) -> Any:
-                return handler(payload, _LambdaContext(name))
+            # Imported at its first invocation, as Lambda initialises a function: a run imports
+            # only the code of the functions it calls.
+            def invoke(payload: Any, handler: str = function.handler, name: str = function.name) -> Any:
+                return _import_handler(handler)(payload, _LambdaContext(name))
 
             self.boundary.lambdas[function.name] = invoke
             self.boundary.roles[function.name] = function.role

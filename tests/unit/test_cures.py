@@ -308,6 +308,39 @@ def test_full_jitter_is_deterministic(aws: None) -> None:
     assert elapsed[0] == pytest.approx(150)
 
 
+# ------------------------------------------------------------------------- the SDK's backoff
+def test_the_sdks_retry_backoff_runs_on_the_virtual_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call the SDK retries: inside an engine, botocore's wait between the attempts advances
+    the virtual clock by the expected value of its jitter (0.5 s for a first throttling retry,
+    1 s for the next), never sleeping; outside, botocore sleeps its own random draw."""
+    import botocore.endpoint
+    from botocore.config import Config
+    from botocore.retries import standard
+
+    from opsflow.engine.boundary import parse_fault
+    from opsflow.engine.runner import LocalEngine
+
+    def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds} s of real time")
+
+    with LocalEngine(scenarios=["health-abuse"],
+                     faults=[parse_fault("ec2:DescribeRegions=RequestLimitExceeded*2")]) as engine:
+        ec2 = boto3.client("ec2", region_name=REGION,
+                           config=Config(retries={"mode": "standard", "max_attempts": 3}))
+        monkeypatch.setattr(time, "sleep", no_sleep)
+        start = engine.clock.elapsed()
+        ec2.describe_regions()
+        assert engine.clock.elapsed() - start == pytest.approx(0.5 + 1.0)
+        assert engine.faults[0].seen == 3  # two throttled attempts, then the answer
+        monkeypatch.undo()
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    botocore.endpoint.time.sleep(0.25)  # what botocore calls between attempts
+    assert slept == [0.25]
+    draws = {standard.ExponentialBackoff(throttling_detector=None)._random() for _ in range(5)}
+    assert len(draws) > 1  # botocore's own random draw again
+
+
 # ------------------------------------------------------------------------- Wait Timestamp in UTC
 def test_process_runs_in_utc_so_wait_timestamp_is_not_shifted(aws: None) -> None:
     assert os.environ["TZ"] == "UTC"
