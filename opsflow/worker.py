@@ -148,8 +148,8 @@ def _warm() -> None:
     for scenario in SCENARIOS:
         with LocalEngine(scenarios=[scenario]):
             pass
-    with LocalEngine():
-        pass
+    with LocalEngine() as engine:
+        engine.import_handlers()
 
 
 def _receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:

@@ -646,6 +646,12 @@ class LocalEngine:
             self.boundary.roles[function.name] = function.role
         self._export_environment()
 
+    def import_handlers(self) -> None:
+        """Import every function's code now rather than at its first invocation (a warm worker
+        does, for its forks)."""
+        for function in self.functions.values():
+            _import_handler(function.handler)
+
     def _create_secret(self, logical: str, props: dict[str, Any]) -> None:
         """A template secret in Secrets Manager at the ARN the stack gives it; a
         ``GenerateSecretString`` value is drawn as ``GetRandomPassword`` draws it."""
