@@ -1,5 +1,3 @@
-import sys
+from opsflow.cli import run
 
-from opsflow.cli import main
-
-sys.exit(main())
+run()

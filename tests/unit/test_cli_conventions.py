@@ -102,3 +102,26 @@ def test_a_reader_that_goes_away_gets_no_traceback() -> None:
     error = process.stderr.read().decode()
     assert process.wait(timeout=120) == 1
     assert "Traceback" not in error and error == ""
+
+
+def test_the_command_ends_without_teardown_and_loses_no_output(tmp_path: Any) -> None:
+    """``opsflow`` ends with ``os._exit`` once it has flushed what it wrote (the interpreter's
+    teardown of a rehearsal's heap takes about a second): a report written to a file, which
+    buffers it, arrives whole, with the command's own status; a usage error is one line and 2."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPSFLOW_WORKER_SOCKET": "/nonexistent"}
+    out = tmp_path / "world.json"
+    with out.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "opsflow", "world", "--json"], cwd=ROOT,
+                              stdout=stdout, stderr=subprocess.PIPE, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_bytes()) > 8192  # more than one buffer's worth
+    assert json.loads(out.read_text())  # whole: it parses
+    usage = subprocess.run([sys.executable, "-m", "opsflow", "run", "nosuch"], cwd=ROOT,
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert usage.returncode == 2 and usage.stdout == ""
+    assert usage.stderr.count("\n") == 1 and usage.stderr.startswith("opsflow: error: ")
