@@ -140,14 +140,16 @@ def run(argv: list[str]) -> int | None:
 # ---------------------------------------------------------------------------------- worker
 def _warm() -> None:
     """Import everything a command uses and build every scenario's world once, so that each
-    fork restores it (:mod:`opsflow.engine.snapshot`)."""
+    fork restores it (:mod:`opsflow.engine.snapshot`), and run each scenario's sample event
+    once: the clients, service models and state-machine programs a run loads at first use are
+    then loaded for every fork (caches, which hold no account state)."""
     from opsflow import cli  # noqa: F401  (imported for the forks)
     from opsflow.engine.runner import LocalEngine
     from workflows.catalog import SCENARIOS
 
-    for scenario in SCENARIOS:
-        with LocalEngine(scenarios=[scenario]):
-            pass
+    for scenario, spec in SCENARIOS.items():
+        with LocalEngine(scenarios=[scenario]) as engine:
+            engine.run(scenario, json.loads((ROOT / spec.sample_event).read_text("utf-8")))
     with LocalEngine() as engine:
         engine.import_handlers()
 
