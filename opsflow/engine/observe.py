@@ -257,8 +257,12 @@ def objects(regions: list[str], account: str) -> dict[Key, Any]:
 
 
 def diff(before: dict[Key, Any], after: dict[Key, Any]) -> list[dict[str, Any]]:
+    """Every field whose value differs, in key order. Only the changed keys are sorted: an
+    account of 10,000 volumes has 100,000 fields, of which a run changes a handful."""
+    changed = [key for key, old in before.items() if after.get(key) != old]
+    changed += [key for key, new in after.items() if key not in before and new is not None]
     effects = []
-    for key in sorted(set(before) | set(after)):
+    for key in sorted(changed):
         old, new = before.get(key), after.get(key)
         if old != new:
             rid, region, fld = key

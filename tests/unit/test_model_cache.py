@@ -58,3 +58,17 @@ def test_moto_data_files_read_through_the_cache_are_moto_s(
     assert cold == fresh == warm and list(warm)[:20] == list(fresh)[:20]
     assert any((tmp_path / "moto").glob("*.marshal"))
     assert instance_types.INSTANCE_TYPES["t3.micro"] == fresh["t3.micro"]
+
+
+def test_moto_reads_every_service_model_with_one_loader() -> None:
+    """One loader for every model moto reads, each model as a loader of its own reads it."""
+    from moto.core import utils
+
+    models.install()
+    assert utils.create_loader() is utils.create_loader()
+    fresh = utils.create_loader.original()  # type: ignore[attr-defined]
+    for service in ("ec2", "stepfunctions", "sts"):
+        assert utils._load_service_model(service, "service-2") == fresh.load_service_model(
+            service, "service-2")
+    assert utils._load_service_model("ec2", "paginators-1") == fresh.load_service_model(
+        "ec2", "paginators-1")

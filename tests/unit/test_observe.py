@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opsflow.engine import observe
 
@@ -80,3 +82,25 @@ def test_the_stacks_state_traffic_and_alarms_from_backends_are_the_apis() -> Non
     assert {v for k, v in by_api.items() if k[2] == "weight"} == {0, 100}
     assert "ALARM" in {v for k, v in by_api.items() if k[2] == "state"}
     assert any(k[2] == "item" for k in by_api) and any(k[2] == "value" for k in by_api)
+
+
+_KEYS = st.tuples(st.sampled_from(["i-1", "vol-2", "sg-3"]), st.sampled_from(["us-east-1", "eu-west-1"]),
+                  st.sampled_from(["exists", "state", "size"]))
+_VIEWS = st.dictionaries(_KEYS, st.none() | st.integers(0, 3) | st.sampled_from(["a", "b"]))
+
+
+@given(_VIEWS, _VIEWS)
+def test_the_diff_is_every_field_that_differs_in_key_order(
+    before: dict[Any, Any], after: dict[Any, Any]
+) -> None:
+    """Only changed keys are sorted; the effects are those of comparing every key of both."""
+    expected = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            if key[2] == "exists":
+                old, new = ("absent" if old is None else "present",
+                            "absent" if new is None else "present")
+            expected.append({"resource": key[0], "region": key[1], "field": key[2],
+                             "before": old, "after": new})
+    assert observe.diff(before, after) == expected
