@@ -20,10 +20,10 @@ from typing import Any
 
 import botocore.client
 import botocore.endpoint
-import botocore.session
 from botocore.exceptions import EndpointConnectionError
 from botocore.response import StreamingBody
 
+from opsflow.engine import models
 from opsflow.engine.errors import AwsError
 
 FAULT_RE = re.compile(
@@ -76,12 +76,12 @@ class Fault:
 
 @functools.lru_cache(maxsize=1)
 def _services() -> frozenset[str]:
-    return frozenset(botocore.session.get_session().get_available_services())
+    return frozenset(models.session().get_available_services())
 
 
 @functools.lru_cache(maxsize=64)
 def _operations(service: str) -> frozenset[str]:
-    return frozenset(botocore.session.get_session().get_service_model(service).operation_names)
+    return frozenset(models.session().get_service_model(service).operation_names)
 
 
 def parse_fault(spec: str) -> Fault:

@@ -369,16 +369,23 @@ LAMBDA_JAVA_EXCEPTIONS = "AWSLambdaException"
 Java SDK's base exception), e.g. an AccessDeniedException from IAM."""
 
 
+@functools.cache
+def _lambda_exceptions() -> frozenset[str]:
+    """The exceptions the Lambda API models."""
+    from opsflow.engine import models
+
+    model = models.session().get_service_model("lambda")
+    return frozenset(shape for shape in model.shape_names
+                     if model.shape_for(shape).metadata.get("exception"))
+
+
 def lambda_error_name(error: Any) -> tuple[str, str]:
     """``Lambda.TooManyRequestsException`` for a throttled invoke, as Step Functions names
     Lambda service errors: the Lambda API's own exception name when it models it, else
     ``Lambda.AWSLambdaException``; the cause in the form Step Functions reports."""
-    import botocore.session
-
     code = str(error.response.get("Error", {}).get("Code", ""))
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
-    model = botocore.session.get_session().get_service_model("lambda")
-    modelled = {shape for shape in model.shape_names if model.shape_for(shape).metadata.get("exception")}
+    modelled = _lambda_exceptions()
     name = code if code in modelled else LAMBDA_JAVA_EXCEPTIONS
     message = error.response.get("Error", {}).get("Message", "")
     cause = (f"{message} (Service: AWSLambda; Status Code: {status}; Error Code: {code}; "

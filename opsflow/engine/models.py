@@ -8,6 +8,7 @@ is always safe."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import marshal
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import botocore
 import botocore.loaders
+import botocore.session
 
 from opsflow.engine import cache
 
@@ -125,3 +127,11 @@ def _share_moto_loader() -> None:
 
     create_loader.original = original  # type: ignore[attr-defined]
     utils.create_loader = create_loader
+
+
+@functools.cache
+def session() -> botocore.session.Session:
+    """One botocore session for the engine's own reading of service models (the fakes' shapes,
+    fault specifications, Lambda's modelled errors): each new session lists every service again
+    and reads its models afresh."""
+    return botocore.session.get_session()

@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import botocore.session
 from botocore.exceptions import EndpointConnectionError
 from botocore.model import ListShape, ServiceModel, Shape, StructureShape
 from botocore.validate import ParamValidator
 
+from opsflow.engine import models
 from opsflow.engine.clock import VirtualClock
 from opsflow.engine.errors import AwsError
 from opsflow.engine.fakes import page
@@ -72,13 +72,13 @@ Handler = Callable[[dict[str, Any], datetime], dict[str, Any]]
 
 @functools.cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return models.session().get_service_model(SERVICE_NAME)
 
 
 @functools.cache
 def endpoint_regions() -> frozenset[str]:
     """The Regions an endpoint group can be in (botocore's list for the service)."""
-    regions = botocore.session.get_session().get_available_regions(SERVICE_NAME)
+    regions = models.session().get_available_regions(SERVICE_NAME)
     return frozenset(region for region in regions if _REGION_RE.match(region))
 
 

@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.session
 from botocore.exceptions import EndpointConnectionError
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 
+from opsflow.engine import models
 from opsflow.engine.errors import AwsError
 from opsflow.engine.fakes import page
 
@@ -53,7 +53,7 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 @functools.cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return models.session().get_service_model(SERVICE_NAME)
 
 
 def _validation(message: str) -> AwsError:

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import botocore.session
 from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 
+from opsflow.engine import models
 from opsflow.engine.clock import VirtualClock
 from opsflow.engine.errors import AwsError
 from opsflow.engine.fakes import page
@@ -78,7 +78,7 @@ _ALPHANUMERIC = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 @functools.cache
 def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model(SERVICE_NAME)
+    return models.session().get_service_model(SERVICE_NAME)
 
 
 @dataclass(frozen=True)
