@@ -41,6 +41,7 @@ version of the code, its packages or moto's environment never reads it.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import functools
 import hashlib
@@ -376,7 +377,7 @@ def restore(snapshot: Snapshot, clock: VirtualClock) -> dict[str, Any]:
 DISK_FORMAT = "1"
 """Changed whenever what :func:`dump` writes changes."""
 DISK_LIMIT = 16
-"""Snapshots kept on disk (the least recently written dropped first)."""
+"""Snapshots kept on disk (the least recently used dropped first)."""
 _DISTRIBUTIONS = ("moto", "boto3", "botocore", "cryptography", "aws-sam-translator")
 """The packages whose objects and behaviour a build's state holds."""
 _SOURCES = ("opsflow", "functions", "workflows", "statemachines")
@@ -403,7 +404,11 @@ def code_digest() -> str:
             if path.suffix in (".py", ".json", ".yaml") and "__pycache__" not in path.parts
         ))
     for path in files:
-        digest.update(f"{path.relative_to(cfn.ROOT)}\0".encode() + path.read_bytes() + b"\0")
+        try:
+            content = path.read_bytes()
+        except OSError:  # gone since it was listed: this digest is simply never matched
+            content = b"\0missing"
+        digest.update(f"{path.relative_to(cfn.ROOT)}\0".encode() + content + b"\0")
     return digest.hexdigest()
 
 
@@ -563,10 +568,12 @@ def stored(build: tuple[Any, ...], clock: VirtualClock) -> Snapshot | None:
     try:
         found = load(data, clock)
         _note(f"{path.name} read")
-        return found
     except Exception as exc:  # noqa: BLE001  # any damage: build instead, and replace the entry
         discard(build, f"unreadable ({type(exc).__name__}: {exc})")
         return None
+    with contextlib.suppress(OSError):  # the most recently used are the ones kept
+        os.utime(path)
+    return found
 
 
 def discard(build: tuple[Any, ...], why: str) -> None:

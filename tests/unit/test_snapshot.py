@@ -635,11 +635,24 @@ def test_forgetting_snapshots_ignores_those_on_disk(disk: Path) -> None:
 
 
 def test_snapshots_on_disk_are_bounded(disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The most recently used are kept: one read again outlives one written after it."""
     monkeypatch.setattr(snapshot, "DISK_LIMIT", 2)
-    for maximum in ("21", "22", "23"):
-        with LocalEngine(scenarios=["health-abuse"], parameters={"MaxInstances": maximum}):
-            pass
-    assert len(list(disk.glob("*.pickle"))) == 2
+
+    def engine(maximum: str) -> LocalEngine:
+        return LocalEngine(scenarios=["health-abuse"], parameters={"MaxInstances": maximum})
+
+    paths = {}
+    for maximum in ("21", "22"):
+        with engine(maximum) as built:
+            paths[maximum] = snapshot.disk_path(snapshot.key(
+                built.scenarios, built.parameter_overrides, built.template))
+    snapshot._saved.clear()  # a new process
+    with engine("21") as again:
+        assert again.restored_from_disk
+    with engine("23") as built:
+        paths["23"] = snapshot.disk_path(snapshot.key(
+            built.scenarios, built.parameter_overrides, built.template))
+    assert sorted(disk.glob("*.pickle")) == sorted([paths["21"], paths["23"]])
 
 
 def _factory() -> Any:
