@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 3
@@ -207,15 +207,16 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def process_run(argv: list[str]) -> int:
-    """``opsflow ARGV`` in this (new) process, as ``python -m opsflow`` runs it, then its peak
-    resident memory on stderr (the last line, JSON)."""
+def process_run(argv: list[str]) -> NoReturn:
+    """``opsflow ARGV`` in this (new) process, ended as the ``opsflow`` command ends
+    (``cli.finish``: no interpreter teardown), its peak resident memory on stderr first (the
+    last line, JSON). The peak is read inside: a child's ``ru_maxrss`` as its parent sees it
+    includes the parent's own, carried across the exec."""
     from opsflow import cli
 
-    try:
-        return cli.main(argv)
-    finally:
-        print(json.dumps({"peak": _peak_mib()}), file=sys.stderr)
+    status = cli.main(argv)
+    print(json.dumps({"peak": _peak_mib()}), file=sys.stderr)
+    cli.finish(status)
 
 
 def _process(argv: list[str]) -> tuple[float, float]:

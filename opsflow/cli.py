@@ -721,8 +721,6 @@ def run() -> NoReturn:
     interpreter would free object by object (about a second) before the shell gets its prompt
     back. Everything the command wrote is flushed first (standard streams, logging); it closes
     every file it writes, and no thread of it outlives its engine."""
-    import logging
-
     try:
         status = main()
     except SystemExit as done:  # argparse's --help and usage errors, as Python would end them
@@ -731,6 +729,14 @@ def run() -> NoReturn:
         else:
             print(done.code, file=sys.stderr)
             status = 1
+    finish(status)
+
+
+def finish(status: int) -> NoReturn:
+    """End the process with ``status`` once what it wrote is flushed (standard streams,
+    logging), without the interpreter's teardown (see :func:`run`)."""
+    import logging
+
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
