@@ -36,6 +36,13 @@ def stored(path: Path, compute: Callable[[], bytes]) -> bytes:
     except OSError:
         pass
     value = compute()
+    put(path, value)
+    return value
+
+
+def put(path: Path, value: bytes) -> None:
+    """Write ``value`` at ``path`` atomically (see :func:`stored`); a folder that cannot be
+    written is no error."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as out:
@@ -43,7 +50,6 @@ def stored(path: Path, compute: Callable[[], bytes]) -> bytes:
         os.replace(out.name, path)
     except OSError:
         pass
-    return value
 
 
 def cached_json(name: str, digest: str, compute: Callable[[], Any]) -> Any:

@@ -212,9 +212,10 @@ def _virtual_sdk_backoff() -> None:
     import botocore.endpoint
     from botocore.retries import standard
 
+    from opsflow.engine import boundary
+
     def engine_active() -> bool:
-        boundary = sys.modules.get("opsflow.engine.boundary")
-        return getattr(boundary, "_active", None) is not None
+        return boundary._active is not None
 
     def sleep(seconds: float) -> None:
         if engine_active():

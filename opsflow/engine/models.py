@@ -115,18 +115,7 @@ def _share_moto_loader() -> None:
     (``get_service_model``, ``get_pagination_model``)."""
     from moto.core import loaders, utils
 
-    original = loaders.create_loader
-    shared: list[Any] = []
-    lock = threading.Lock()
-
-    def create_loader() -> Any:
-        with lock:
-            if not shared:
-                shared.append(original())
-            return shared[0]
-
-    create_loader.original = original  # type: ignore[attr-defined]
-    utils.create_loader = create_loader
+    utils.create_loader = functools.cache(loaders.create_loader)  # type: ignore[assignment]
 
 
 @functools.cache

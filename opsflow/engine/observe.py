@@ -264,12 +264,9 @@ def diff(before: dict[Key, Any], after: dict[Key, Any]) -> list[dict[str, Any]]:
     effects = []
     for key in sorted(changed):
         old, new = before.get(key), after.get(key)
-        if old != new:
-            rid, region, fld = key
-            if fld == "exists":
-                old = "absent" if old is None else "present"
-                new = "absent" if new is None else "present"
-            effects.append(
-                {"resource": rid, "region": region, "field": fld, "before": old, "after": new}
-            )
+        rid, region, fld = key
+        if fld == "exists":
+            old = "absent" if old is None else "present"
+            new = "absent" if new is None else "present"
+        effects.append({"resource": rid, "region": region, "field": fld, "before": old, "after": new})
     return effects

@@ -366,10 +366,10 @@ class LocalEngine:
         if alone:
             snapshot.clear_leftovers()  # what other users of moto in the process left
         saved = snapshot.saved(build) if alone else None
-        if saved is None and alone:
-            saved = self._restore_stored(build)
-        elif saved is not None:
+        if saved is not None:
             vars(self).update(snapshot.restore(saved, self.clock))
+        elif alone:
+            saved = self._restore_stored(build)
         if saved is not None:
             self.restored = True
         else:

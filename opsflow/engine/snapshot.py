@@ -464,13 +464,15 @@ def _function_recipe(function: types.FunctionType) -> tuple[Any, ...]:
             function.__defaults__, function.__kwdefaults__, cells)
 
 
-def _recipes(snapshot: Snapshot, clock: VirtualClock) -> list[tuple[Any, ...]] | None:
-    """How a new process finds each object ``snapshot`` keeps by reference, or None when one
-    has no such way (the snapshot then stays in this process only)."""
+def _recipes(snapshot: Snapshot, clock: VirtualClock,
+             nodes: list[Any]) -> list[tuple[Any, ...]] | None:
+    """How a new process finds each object ``snapshot`` keeps by reference (``nodes``: the
+    template's containers), or None when one has no such way (the snapshot then stays in this
+    process only)."""
     from cryptography.hazmat.primitives import serialization as ser
 
     backends = _backend_names()
-    read_only = {id(node): index for index, node in enumerate(_read_only(cfn.cached(), cfn.translated()))}
+    read_only = {id(node): index for index, node in enumerate(nodes)}
     private, public = _key_types()
     recipes: list[tuple[Any, ...]] = []
     for obj in snapshot.shared:
@@ -535,12 +537,13 @@ def _resolve(recipe: tuple[Any, ...], clock: VirtualClock, read_only: list[Any])
 def dump(snapshot: Snapshot, clock: VirtualClock) -> bytes | None:
     """``snapshot`` as bytes a new process of the same code :func:`load`\\ s, or None when it
     keeps an object a new process cannot find."""
-    recipes = _recipes(snapshot, clock)
+    nodes = _read_only(cfn.cached(), cfn.translated())
+    recipes = _recipes(snapshot, clock, nodes)
     if recipes is None:
         return None
     try:
-        return pickle.dumps((DISK_FORMAT, len(_read_only(cfn.cached(), cfn.translated())),
-                             recipes, snapshot.blob), protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((DISK_FORMAT, len(nodes), recipes, snapshot.blob),
+                            protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return None
 
@@ -598,7 +601,7 @@ def store(build: tuple[Any, ...], snapshot: Snapshot, clock: VirtualClock) -> bo
         _note("not written: it keeps an object a new process cannot find")
         return False
     path = disk_path(build)
-    cache.stored(path, lambda: data)
+    cache.put(path, data)
     _note(f"{path.name} written")
     try:
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime_ns)

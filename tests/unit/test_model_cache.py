@@ -66,7 +66,7 @@ def test_moto_reads_every_service_model_with_one_loader() -> None:
 
     models.install()
     assert utils.create_loader() is utils.create_loader()
-    fresh = utils.create_loader.original()  # type: ignore[attr-defined]
+    fresh = utils.create_loader.__wrapped__()  # type: ignore[attr-defined]
     for service in ("ec2", "stepfunctions", "sts"):
         assert utils._load_service_model(service, "service-2") == fresh.load_service_model(
             service, "service-2")

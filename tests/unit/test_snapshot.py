@@ -518,10 +518,10 @@ def test_a_snapshot_written_to_disk_restores_the_engine_a_build_makes(disk: Path
 
 
 _PORTRAIT = """
-import json, sys
+import json
 from opsflow.engine import snapshot
 from opsflow.engine.runner import LocalEngine
-from tests.unit.test_snapshot import _runs, _text, describe
+from tests.unit.test_snapshot import _runs, describe
 with LocalEngine() as engine:
     portrait = {"restored": engine.restored, "from disk": engine.restored_from_disk,
                 "disk": snapshot.disk_note, "account": repr(describe(engine))}
