@@ -226,6 +226,16 @@ def _without_sid(document: dict[str, Any], sid: str) -> dict[str, Any]:
     return {**document, "Statement": [s for s in statements if s.get("Sid") != sid]}
 
 
+def stop_running(engine: Any, scenario: str, cause: str) -> None:
+    """Stop the scenario's running executions, as an operator would (``Operator.Stop``)."""
+    sfn = engine.client("stepfunctions")
+    running = sfn.list_executions(stateMachineArn=engine.state_machines[scenario],
+                                  statusFilter="RUNNING")["executions"]
+    for execution in running:
+        sfn.stop_execution(executionArn=execution["executionArn"], error="Operator.Stop",
+                           cause=cause)
+
+
 def stopper(engine: Any, scenario: str, state: str) -> Any:
     """A history listener that stops the run (as an operator would) when it enters ``state``."""
     stopped = threading.Event()
@@ -234,11 +244,7 @@ def stopper(engine: Any, scenario: str, state: str) -> Any:
         entered = (item.get("stateEnteredEventDetails") or {}).get("name", "")
         if entered == state and not stopped.is_set():
             stopped.set()
-            sfn = engine.client("stepfunctions")
-            running = sfn.list_executions(stateMachineArn=engine.state_machines[scenario],
-                                          statusFilter="RUNNING")["executions"]
-            sfn.stop_execution(executionArn=running[0]["executionArn"], error="Operator.Stop",
-                               cause=f"stopped by hand at {state}")
+            stop_running(engine, scenario, f"stopped by hand at {state}")
 
     return listen
 
@@ -256,12 +262,7 @@ class FirstDenial:
         self.thread: threading.Thread | None = None
 
     def _stop(self) -> None:
-        sfn = self.engine.client("stepfunctions")
-        running = sfn.list_executions(stateMachineArn=self.engine.state_machines[self.scenario],
-                                      statusFilter="RUNNING")["executions"]
-        for execution in running:
-            sfn.stop_execution(executionArn=execution["executionArn"], error="Operator.Stop",
-                               cause="stopped at the first denied call")
+        stop_running(self.engine, self.scenario, "stopped at the first denied call")
 
     def __call__(self, call: Any) -> None:
         if (call.principal, call.action) in self.expected:
