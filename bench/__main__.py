@@ -140,7 +140,7 @@ def bench_profile() -> None:
     profile.print_profile("Profile of the same execution, bare moto", sampler)
 
 
-SETUP_RUNS = 3
+SETUP_RUNS = 2
 
 
 def bench_setup() -> None:
@@ -244,13 +244,13 @@ def bench_cli() -> None:
     from bench import goals
 
     opsflow = [sys.executable, "-m", "opsflow"]
-    bare = _wall([sys.executable, "-c", "pass"], 3)
-    boto = _wall([sys.executable, "-c", "import boto3"], 3)
+    bare = _wall([sys.executable, "-c", "pass"], 1)
+    boto = _wall([sys.executable, "-c", "import boto3"], 1)
     engine = _wall([sys.executable, "-c", "import opsflow.engine.runner, moto.ec2, "
-                    "moto.stepfunctions, moto.autoscaling, moto.elbv2"], 3)
+                    "moto.stepfunctions, moto.autoscaling, moto.elbv2"], 1)
     helped = _wall([*opsflow, "--help"], 3)
-    print("\nWhole CLI processes (median wall time, warm caches; each case's run once, with its "
-          "peak memory)")
+    print("\nWhole CLI processes (wall time, warm caches: the references and each case's run "
+          "once, with its peak memory; --help the median of 3, warm runs of 2)")
     print(f"  python -c pass           {bare:6.3f} s   (the interpreter alone)")
     print(f"  python -c 'import boto3' {boto:6.3f} s")
     print(f"  import the engine, moto  {engine:6.3f} s   (what every run imports before it starts)")
@@ -281,7 +281,7 @@ def bench_cli() -> None:
             del os.environ["OPSFLOW_WORKER_SOCKET"]
 
 
-def _abuse_at_scale(count: int) -> tuple[float, str]:
+def _abuse_at_scale(count: int) -> tuple[float, str, int]:
     from opsflow.engine.runner import LocalEngine
 
     event = json.loads((ROOT / "events/health-abuse/dos-report-bare-ids.json").read_text())
@@ -302,10 +302,11 @@ def _abuse_at_scale(count: int) -> tuple[float, str]:
             {"entityValue": instance_id, "status": "IMPAIRED"} for instance_id in ids]
         start = time.perf_counter()
         execution = engine.run("health-abuse", event)
-        return time.perf_counter() - start, execution.outcome or execution.error or ""
+        took = time.perf_counter() - start
+        return took, execution.outcome or execution.error or "", len(execution.calls)
 
 
-def _census_at_scale(count: int) -> tuple[float, str]:
+def _census_at_scale(count: int) -> tuple[float, str, int]:
     from moto.ec2.models import ec2_backends
 
     from opsflow.engine.runner import ACCOUNT, LocalEngine
@@ -320,7 +321,8 @@ def _census_at_scale(count: int) -> tuple[float, str]:
                 size=8, zone_name=f"{region}a", volume_type="gp3")
         start = time.perf_counter()
         execution = engine.run("ebs-quota-forecast", event)
-        return time.perf_counter() - start, execution.outcome or execution.error or ""
+        took = time.perf_counter() - start
+        return took, execution.outcome or execution.error or "", len(execution.calls)
 
 
 SCALE_GOALS = {("instance", 1000): 10.0, ("volume", 10_000): 5.0}
@@ -335,7 +337,8 @@ def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
     from bench import goals
 
     print("\nScale (one run each, after a warm-up run; the cost of each added resource should "
-          "stay flat)")
+          "stay flat; AWS calls = every call the run made, the handlers' and the state "
+          "machine's)")
     _abuse_at_scale(3)
     for label, measure, unit in (
         ("health-abuse: abuse report naming N instances", _abuse_at_scale, "instance"),
@@ -345,7 +348,7 @@ def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
         print(f"  {label}")
         base: tuple[int, float] | None = None
         for count in counts[unit]:
-            took, outcome = measure(count)
+            took, outcome, calls = measure(count)
             limit = SCALE_GOALS.get((unit, count))
             if limit is not None:
                 goals.record(f"{unit}s: {count:,}", took, limit)
@@ -354,7 +357,8 @@ def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
                 marginal = (f", {(took - base[1]) / (count - base[0]) * 1000:.2f} ms per added "
                             f"{unit}")
             print(f"    N = {count:>6,}: {took:7.3f} s, {took / count * 1000:7.2f} ms per "
-                  f"{unit}{marginal} ({outcome})")
+                  f"{unit}{marginal}; {calls:,} AWS calls, {took / calls * 1000:.2f} ms per "
+                  f"call ({outcome})")
             base = (count, took)
         larger = [c for c in SCALE[unit] if c not in counts[unit]]
         if larger:
@@ -423,22 +427,23 @@ def main() -> int:
         bench_scale(SCALE)
         goals.report()
         return 0
-    bench_setup()
-    bench_runbooks()
-    bench_profile()
-    bench_failover_detection()
-    bench_region_outage()
-    bench_cli()
-    bench_scale(QUICK_SCALE)
-    from bench import view
+    from bench import forecast_backtest, view
 
-    view.main()
-    print()
-    from bench import forecast_backtest
-
-    status = forecast_backtest.main([])
+    sections = [
+        ("set-up", bench_setup), ("executions", bench_runbooks), ("profiles", bench_profile),
+        ("failover", lambda: (bench_failover_detection(), bench_region_outage())),
+        ("CLI processes", bench_cli), ("scale", lambda: bench_scale(QUICK_SCALE)),
+        ("view", lambda: (view.main(), print())),
+        ("back-test", lambda: forecast_backtest.main([])),
+    ]
+    spent: list[str] = []
+    status = 0
+    for name, section in sections:
+        begin = time.perf_counter()
+        status = section() or status
+        spent.append(f"{name} {time.perf_counter() - begin:.1f}")
     took = time.perf_counter() - started
-    print(f"\nmake bench: {took:.1f} s wall")
+    print(f"\nmake bench: {took:.1f} s wall (seconds per part: {', '.join(spent)})")
     goals.record("make bench (this run)", took, BENCH_GOAL)
     goals.report()
     return status
