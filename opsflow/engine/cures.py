@@ -238,6 +238,49 @@ def _virtual_sdk_backoff() -> None:
     botocore.endpoint.time = SimpleNamespace(sleep=sleep)  # type: ignore[attr-defined]
 
 
+PLACEHOLDER_SIGNATURE = "0" * 64
+"""What stands for a SigV4 signature on a request to the emulation (:func:`_placeholder_signatures`)."""
+
+
+def _placeholder_signatures() -> None:
+    """Speed, not a defect: botocore signs every request with SigV4 (awscrt), a tenth of a
+    rehearsal's time per call, and nothing in the emulation checks a signature: moto reads only
+    the access key and the credential scope of the ``Authorization`` header. While an engine's
+    boundary is active, a request gets the headers signing gives it (``X-Amz-Date``, the
+    session token, ``Authorization`` with the same credential scope) and a placeholder for the
+    signature. A client without credentials still raises ``NoCredentialsError``; S3's and
+    presigned (query) signing are unchanged, and outside an engine botocore signs as before."""
+    import botocore.auth  # noqa: F401  (botocore.crt.auth needs it imported first)
+    from botocore.crt import auth
+
+    from opsflow.engine import boundary
+
+    original = auth.CrtSigV4Auth.add_auth
+    if hasattr(original, "original"):
+        return
+
+    def placeholder(signer: Any, request: Any) -> None:
+        signer._modify_request_before_signing(request)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        request.headers["X-Amz-Date"] = stamp
+        if signer.credentials.token:
+            request.headers["X-Amz-Security-Token"] = signer.credentials.token
+        scope = f"{stamp[:8]}/{signer._region_name}/{signer._service_name}/aws4_request"
+        request.headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={signer.credentials.access_key}/{scope}, "
+            f"SignedHeaders=host;x-amz-date, Signature={PLACEHOLDER_SIGNATURE}")
+
+    def add_auth(self: Any, request: Any) -> None:
+        if (boundary._active is not None and type(self) is auth.CrtSigV4Auth
+                and self.credentials is not None):
+            placeholder(self, request)
+        else:
+            original(self, request)
+
+    add_auth.original = original  # type: ignore[attr-defined]
+    auth.CrtSigV4Auth.add_auth = add_auth  # type: ignore[method-assign]
+
+
 def _quiet() -> None:
     """moto's interpreter logs every caught error as a warning with its internals; the report
     says what happened, so keep those out of the terminal."""
@@ -697,6 +740,28 @@ def _cache_user_agent_components() -> None:
             original)
 
 
+def _cache_timestamps() -> None:
+    """Speed, not a defect: botocore parses every timestamp of a response with dateutil, a
+    tenth of a census of 10,000 volumes. The emulated account's timestamps repeat (they come
+    from the virtual clock), and the parse of a text is a function of the text alone in this
+    process (its time zone is fixed, :func:`_utc`), so its results are kept (a datetime is
+    immutable). Numbers (epoch seconds) are parsed as before. Clients made from here on use
+    it, as every engine's are."""
+    from botocore import parsers
+
+    original = parsers.DEFAULT_TIMESTAMP_PARSER
+    if hasattr(original, "texts"):
+        return
+    texts = functools.lru_cache(maxsize=4096)(original)
+
+    def parse_timestamp(value: Any) -> Any:
+        return texts(value) if type(value) is str else original(value)
+
+    parse_timestamp.texts = texts  # type: ignore[attr-defined]
+    parse_timestamp.original = original  # type: ignore[attr-defined]
+    parsers.DEFAULT_TIMESTAMP_PARSER = parse_timestamp
+
+
 def _cache_programs() -> None:
     """Speed, not a defect: moto parses the definition with ANTLR and builds its evaluation
     components (the program) at create and again at every start: about 0.5 s for a
@@ -974,6 +1039,7 @@ def install() -> VirtualClock:
             _fast_query_responses()
             _copy_state_data_as_json()
             _cache_user_agent_components()
+            _cache_timestamps()
             _cure_task_failure_cause()
             _cure_security_group_races()
             _fast_tags_by_id()
@@ -983,6 +1049,7 @@ def install() -> VirtualClock:
             _cure_metric_statistics_periods()
             _virtual_time()
             _virtual_sdk_backoff()
+            _placeholder_signatures()
             limits.install(CLOCK)  # AWS limits, on the virtual time above
             _installed = True
     return CLOCK

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +339,48 @@ def test_the_sdks_retry_backoff_runs_on_the_virtual_clock(monkeypatch: pytest.Mo
     assert slept == [0.25]
     draws = {standard.ExponentialBackoff(throttling_detector=None)._random() for _ in range(5)}
     assert len(draws) > 1  # botocore's own random draw again
+
+
+def test_requests_to_the_emulation_carry_a_placeholder_signature(aws: None) -> None:
+    """Inside an engine (its boundary active) a request has the headers SigV4 signing gives
+    it, with its credential scope and a placeholder signature, and moto finds its account and
+    region from them; a client without credentials is refused as botocore refuses it; outside
+    an engine the request is signed."""
+    from botocore.exceptions import NoCredentialsError
+
+    from opsflow.engine import boundary
+
+    def headers_of(client: Any) -> list[dict[str, str]]:
+        seen: list[dict[str, str]] = []
+        client.meta.events.register("before-send.*", lambda request, **_: seen.append({
+            name: value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()}))
+        return seen
+
+    boundary.activate(boundary.Boundary())
+    try:
+        ec2 = boto3.client("ec2", region_name="eu-west-1")
+        sent = headers_of(ec2)
+        made = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+        assert made in [vpc["VpcId"] for vpc in ec2.describe_vpcs()["Vpcs"]]
+        assert made not in [vpc["VpcId"] for vpc in boto3.client(
+            "ec2", region_name=REGION).describe_vpcs()["Vpcs"]]  # made in its own region
+        authorization = sent[-1]["Authorization"]
+        credential = authorization.split("Credential=")[1].split(",")[0].split("/")
+        assert credential[2:] == ["eu-west-1", "ec2", "aws4_request"]
+        assert credential[1] == sent[-1]["X-Amz-Date"][:8]
+        assert authorization.endswith(f"Signature={cures.PLACEHOLDER_SIGNATURE}")
+        session = boto3.session.Session()
+        session._session.get_component("credential_provider").providers = []
+        with pytest.raises(NoCredentialsError):
+            session.client("ec2", region_name=REGION).describe_vpcs()
+    finally:
+        boundary.deactivate()
+    outside = boto3.client("ec2", region_name=REGION)
+    sent = headers_of(outside)
+    outside.describe_vpcs()
+    signature = sent[-1]["Authorization"].rsplit("Signature=", 1)[1]
+    assert len(signature) == 64 and signature != cures.PLACEHOLDER_SIGNATURE
 
 
 # ------------------------------------------------------------------------- Wait Timestamp in UTC
@@ -911,6 +953,38 @@ def test_user_agent_components_are_sanitised_as_botocore_does(text: str, allow_h
     kept = useragent.sanitize_user_agent_string_component
     assert kept.cache_info() is not None  # type: ignore[attr-defined]
     assert kept(text, allow_hash) == kept.__wrapped__(text, allow_hash)  # type: ignore[attr-defined]
+
+
+@given(st.one_of(
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]))
+    .flatmap(lambda moment: st.sampled_from([
+        moment.isoformat(), moment.isoformat(timespec="milliseconds"),
+        moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.strftime("%a, %d %b %Y %H:%M:%S GMT")])),
+    st.text(max_size=30), st.integers(0, 2**31), st.floats(0, 2**31)))
+def test_response_timestamps_are_parsed_as_botocore_parses_them(value: object) -> None:
+    """The parse of a text is kept and read again; it is the same datetime botocore's own parse
+    gives (its zone included), the same error for a text it refuses (never kept); numbers are
+    not kept."""
+    from botocore import parsers
+
+    cures.install()
+    parse = parsers.DEFAULT_TIMESTAMP_PARSER
+    original = parse.original  # type: ignore[attr-defined]
+
+    def outcome(parser: Any) -> Any:
+        try:
+            moment = parser(value)
+        except ValueError as error:
+            return "ValueError", str(error)
+        return moment, moment.tzinfo, moment.utcoffset()
+
+    expected = outcome(original)
+    assert outcome(parse) == expected
+    hits = parse.texts.cache_info().hits  # type: ignore[attr-defined]
+    assert outcome(parse) == expected
+    kept = isinstance(value, str) and expected[0] != "ValueError"
+    assert parse.texts.cache_info().hits == hits + kept  # type: ignore[attr-defined]
+    assert parsers.QueryParser()._timestamp_parser is parse
 
 
 def test_action_names_are_listed_once_per_class() -> None:

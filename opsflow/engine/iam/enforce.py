@@ -82,25 +82,28 @@ class Authorizer:
 
     def __post_init__(self) -> None:
         self.world = resources.Account(self.account)
-        self._decisions: dict[str, tuple[Any, Any, dict[Any, policy.Decision]]] = {}
+        self._decisions: dict[
+            str, tuple[Any, Any, policy.Parsed, dict[Any, policy.Decision]]] = {}
 
     def decide(self, found: Principal, request: Request) -> policy.Decision:
-        """:func:`policy.evaluate` of the principal's policies, remembered per request: the same
-        call on the same resource in the same context is decided once while the principal's
-        policies are the same objects (a rehearsal that takes a grant away replaces them)."""
+        """:func:`policy.evaluate` of the principal's policies, remembered per request: the
+        policies are parsed once, and the same call on the same resource in the same context is
+        decided once, while the principal's policies are the same objects (a rehearsal that
+        takes a grant away replaces them)."""
         held = self._decisions.get(found.arn)
         if held is None or held[0] is not found.policies or held[1] is not found.boundary:
-            held = self._decisions[found.arn] = (found.policies, found.boundary, {})
+            held = self._decisions[found.arn] = (
+                found.policies, found.boundary, policy.parsed(found.policies, found.boundary), {})
         try:
             key: Any = (request.action, request.resource, tuple(sorted(
                 (k, type(v).__name__, tuple(v) if isinstance(v, list) else v)
                 for k, v in request.context.items())))
             hash(key)
         except TypeError:
-            return policy.evaluate(found.policies, request, found.boundary)
-        decision = held[2].get(key)
+            return held[2].evaluate(request)
+        decision = held[3].get(key)
         if decision is None:
-            decision = held[2][key] = policy.evaluate(found.policies, request, found.boundary)
+            decision = held[3][key] = held[2].evaluate(request)
         return decision
 
     @staticmethod

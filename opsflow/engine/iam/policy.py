@@ -819,8 +819,26 @@ def evaluate(
     Every policy is checked for well-formedness first, so a malformed one raises
     :class:`PolicyError` whatever the request.
     """
-    identity, bounds = _parse_all(policies, boundary)
-    return _decide(identity, bounds, request)
+    return parsed(policies, boundary).evaluate(request)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """Policies (and a permissions boundary) parsed once, to evaluate many requests with
+    (:func:`parsed`): what :func:`evaluate` does for each call, without reading the documents
+    again."""
+
+    identity: _Parsed
+    boundary: _Parsed | None
+
+    def evaluate(self, request: Request) -> Decision:
+        """:func:`evaluate` of these policies."""
+        return _decide(self.identity, self.boundary, request)
+
+
+def parsed(policies: Sequence[Policy], boundary: Sequence[Policy] | None = None) -> Parsed:
+    """The policies parsed (a malformed one raises :class:`PolicyError`), see :class:`Parsed`."""
+    return Parsed(*_parse_all(policies, boundary))
 
 
 def evaluate_all(
