@@ -351,7 +351,8 @@ def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
             took, outcome, calls = measure(count)
             limit = SCALE_GOALS.get((unit, count))
             if limit is not None:
-                goals.record(f"{unit}s: {count:,}", took, limit)
+                goals.record(f"{unit}s: {count:,}", took, limit,
+                             note=f"{calls:,} AWS calls, {took / calls * 1000:.2f} ms each")
             marginal = ""
             if base is not None:
                 marginal = (f", {(took - base[1]) / (count - base[0]) * 1000:.2f} ms per added "

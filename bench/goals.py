@@ -47,4 +47,4 @@ def report() -> None:
               + (f"  ({goal.note})" if goal.note else ""))
     missed = sum(not g.met for g in GOALS)
     print(f"  {len(GOALS) - missed} of {len(GOALS)} met; where the time of each missed one goes: "
-          "the profile above")
+          "its note, and the profiles of make bench")
