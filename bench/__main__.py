@@ -330,8 +330,8 @@ SCALE_GOALS = {("instance", 1000): 10.0, ("volume", 10_000): 5.0}
 """Seconds: an abuse report naming 1,000 instances mitigated; a census of 10,000 volumes."""
 SCALE = {"instance": (10, 100, 1000), "volume": (100, 1000, 10_000)}
 QUICK_SCALE = {"instance": (10, 100), "volume": (100, 1000)}
-"""What ``make bench`` measures; ``make bench-scale`` adds the largest points (a minute or
-more of moto's per-call cost on their own)."""
+"""What ``make bench`` measures; ``make bench-scale`` adds the largest points (most of a
+minute of moto's per-call cost on their own)."""
 
 
 def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
