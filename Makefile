@@ -65,7 +65,8 @@ screenshot: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m opsflow.screenshot
 
 ## make bench: speed, memory and cost of the local runbooks, and forecast accuracy (about a
-## minute on 2 cores); make bench-scale: the cost per instance and per volume up to 1,000 and 10,000.
+## minute on 2 cores, warm caches); make bench-scale: the cost per instance and per volume up
+## to 1,000 and 10,000.
 bench: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 	$(PY) -m bench
 

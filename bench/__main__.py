@@ -351,16 +351,16 @@ def bench_scale(counts: dict[str, tuple[int, ...]]) -> None:
         for count in counts[unit]:
             took, outcome, calls = measure(count)
             limit = SCALE_GOALS.get((unit, count))
+            each = f"{took / calls * 1000:.2f} ms each" if calls else "none recorded"
             if limit is not None:
                 goals.record(f"{unit}s: {count:,}", took, limit,
-                             note=f"{calls:,} AWS calls, {took / calls * 1000:.2f} ms each")
+                             note=f"{calls:,} AWS calls, {each}")
             marginal = ""
             if base is not None:
                 marginal = (f", {(took - base[1]) / (count - base[0]) * 1000:.2f} ms per added "
                             f"{unit}")
             print(f"    N = {count:>6,}: {took:7.3f} s, {took / count * 1000:7.2f} ms per "
-                  f"{unit}{marginal}; {calls:,} AWS calls, {took / calls * 1000:.2f} ms per "
-                  f"call ({outcome})")
+                  f"{unit}{marginal}; {calls:,} AWS calls, {each} ({outcome})")
             base = (count, took)
         larger = [c for c in SCALE[unit] if c not in counts[unit]]
         if larger:

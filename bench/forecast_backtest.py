@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import platform
 import statistics
 import sys
 import time
@@ -197,10 +198,11 @@ def baselines(jobs: Sequence[tuple[np.ndarray, int]], confidence: float
               ) -> list[dict[str, np.ndarray]]:
     """statsmodels' forecasts (:func:`_statsmodels`) for each (training window, horizon).
 
-    The fits are deterministic, so they are kept in the project's cache, keyed by the windows'
-    bytes, the horizons, the confidence, the fitting code and the versions of statsmodels,
-    numpy, pandas and scipy: a rerun on the same inputs reads them instead of fitting again
-    (seconds of CPU for the whole back-test), and any change to one of them fits again."""
+    The fits are deterministic, so they are kept in the project's cache, keyed by the windows
+    (their lengths and bytes), the horizons, the confidence, the fitting code, the versions of
+    statsmodels, numpy, pandas, scipy and Python, and the machine's architecture: a rerun on
+    the same inputs reads them instead of fitting again (seconds of CPU for the whole
+    back-test; a fresh checkout's first run fits), and any change to one of them fits again."""
     import inspect
 
     import scipy
@@ -211,9 +213,11 @@ def baselines(jobs: Sequence[tuple[np.ndarray, int]], confidence: float
     parts: list[str | bytes] = [
         inspect.getsource(_statsmodels), repr(confidence),
         f"statsmodels {statsmodels.__version__} numpy {np.__version__} pandas "
-        f"{pd.__version__} scipy {scipy.__version__}"]
+        f"{pd.__version__} scipy {scipy.__version__} Python {sys.version} on "
+        f"{platform.machine()}", str(len(jobs))]
     for train, horizon in jobs:
-        parts += [np.ascontiguousarray(train, dtype=float).tobytes(), str(horizon)]
+        window = np.ascontiguousarray(train, dtype=float).tobytes()
+        parts += [str(len(window)), window, str(horizon)]
 
     def fit() -> list[dict[str, list[float]]]:
         FITS["fitted"] += len(jobs)

@@ -243,42 +243,70 @@ PLACEHOLDER_SIGNATURE = "0" * 64
 
 
 def _placeholder_signatures() -> None:
-    """Speed, not a defect: botocore signs every request with SigV4 (awscrt), a tenth of a
-    rehearsal's time per call, and nothing in the emulation checks a signature: moto reads only
-    the access key and the credential scope of the ``Authorization`` header. While an engine's
-    boundary is active, a request gets the headers signing gives it (``X-Amz-Date``, the
-    session token, ``Authorization`` with the same credential scope) and a placeholder for the
-    signature. A client without credentials still raises ``NoCredentialsError``; S3's and
-    presigned (query) signing are unchanged, and outside an engine botocore signs as before."""
-    import botocore.auth  # noqa: F401  (botocore.crt.auth needs it imported first)
-    from botocore.crt import auth
+    """Speed, not a defect: botocore signs every request with SigV4, a tenth of the time of a
+    small call, and nothing in the emulation checks a signature: moto reads only the access key
+    and the credential scope of the ``Authorization`` header. While an engine's boundary is
+    active, a request gets every header signing gives it (``X-Amz-Date``, the session token,
+    ``X-Amz-Content-SHA256`` where signing sets one, ``Authorization`` with the credential
+    scope and the signed headers) and a placeholder for the signature, with awscrt's signer
+    (botocore's default when awscrt is installed) and botocore's own alike. A client without
+    credentials still raises ``NoCredentialsError``; S3's, presigned (query) and SigV4a signing
+    are unchanged (each is its own class), and outside an engine botocore signs as before."""
+    import botocore.auth as sigv4
+    from botocore.compat import HAS_CRT
 
     from opsflow.engine import boundary
 
-    original = auth.CrtSigV4Auth.add_auth
-    if hasattr(original, "original"):
-        return
+    def placeholder_for(cls: Any, write: Callable[[Any, Any], None]) -> None:
+        original = cls.add_auth
+        if hasattr(original, "original"):
+            return
 
-    def placeholder(signer: Any, request: Any) -> None:
+        def add_auth(self: Any, request: Any) -> None:
+            if (boundary._active is not None and type(self) is cls
+                    and self.credentials is not None):
+                write(self, request)
+            else:
+                original(self, request)
+
+        add_auth.original = original  # type: ignore[attr-defined]
+        cls.add_auth = add_auth
+
+    def botocores(signer: Any, request: Any) -> None:
+        # SigV4Auth.add_auth without the canonical request and the HMACs
+        request.context["timestamp"] = time.strftime(sigv4.SIGV4_TIMESTAMP, time.gmtime())
         signer._modify_request_before_signing(request)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        signer._inject_signature_to_request(request, PLACEHOLDER_SIGNATURE)
+
+    placeholder_for(sigv4.SigV4Auth, botocores)
+    if not HAS_CRT:
+        return
+    from botocore.crt import auth as crt
+
+    def awscrts(signer: Any, request: Any) -> None:
+        # the headers CrtSigV4Auth.add_auth has awscrt add, with a placeholder signature
+        existing = signer._get_existing_sha256(request)
+        signer._modify_request_before_signing(request)
+        stamp = time.strftime(sigv4.SIGV4_TIMESTAMP, time.gmtime())
         request.headers["X-Amz-Date"] = stamp
         if signer.credentials.token:
             request.headers["X-Amz-Security-Token"] = signer.credentials.token
+        if signer._is_streaming_checksum_payload(request):
+            payload = sigv4.STREAMING_UNSIGNED_PAYLOAD_TRAILER
+        elif signer._should_sha256_sign_payload(request):
+            payload = existing
+        else:
+            payload = sigv4.UNSIGNED_PAYLOAD
+        if payload is not None:
+            request.headers["x-amz-content-sha256"] = payload  # as awscrt spells it
+        signed = ";".join(sorted(name.lower() for name in request.headers
+                                 if signer._should_sign_header(name)))
         scope = f"{stamp[:8]}/{signer._region_name}/{signer._service_name}/aws4_request"
         request.headers["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={signer.credentials.access_key}/{scope}, "
-            f"SignedHeaders=host;x-amz-date, Signature={PLACEHOLDER_SIGNATURE}")
+            f"SignedHeaders={signed}, Signature={PLACEHOLDER_SIGNATURE}")
 
-    def add_auth(self: Any, request: Any) -> None:
-        if (boundary._active is not None and type(self) is auth.CrtSigV4Auth
-                and self.credentials is not None):
-            placeholder(self, request)
-        else:
-            original(self, request)
-
-    add_auth.original = original  # type: ignore[attr-defined]
-    auth.CrtSigV4Auth.add_auth = add_auth  # type: ignore[method-assign]
+    placeholder_for(crt.CrtSigV4Auth, awscrts)
 
 
 def _quiet() -> None:
@@ -743,19 +771,25 @@ def _cache_user_agent_components() -> None:
 def _cache_timestamps() -> None:
     """Speed, not a defect: botocore parses every timestamp of a response with dateutil, a
     tenth of a census of 10,000 volumes. The emulated account's timestamps repeat (they come
-    from the virtual clock), and the parse of a text is a function of the text alone in this
-    process (its time zone is fixed, :func:`_utc`), so its results are kept (a datetime is
-    immutable). Numbers (epoch seconds) are parsed as before. Clients made from here on use
+    from the virtual clock), and the parse of a complete ISO 8601 date and time is a function
+    of the text alone in this process (its time zone is fixed, :func:`_utc`), so those results
+    are kept (a datetime is immutable). Any other value (epoch seconds, a partial text that
+    dateutil completes from today's date) is parsed as before. Clients made from here on use
     it, as every engine's are."""
+    import re
+
     from botocore import parsers
 
     original = parsers.DEFAULT_TIMESTAMP_PARSER
     if hasattr(original, "texts"):
         return
     texts = functools.lru_cache(maxsize=4096)(original)
+    complete = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}").match
 
     def parse_timestamp(value: Any) -> Any:
-        return texts(value) if type(value) is str else original(value)
+        if type(value) is str and complete(value):
+            return texts(value)
+        return original(value)
 
     parse_timestamp.texts = texts  # type: ignore[attr-defined]
     parse_timestamp.original = original  # type: ignore[attr-defined]
