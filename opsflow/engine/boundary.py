@@ -167,6 +167,11 @@ class Boundary:
 
 
 _active: Boundary | None = None
+
+
+def active() -> bool:
+    """Whether an engine's boundary routes this process's botocore calls (:func:`activate`)."""
+    return _active is not None
 _local = threading.local()
 
 

@@ -214,17 +214,14 @@ def _virtual_sdk_backoff() -> None:
 
     from opsflow.engine import boundary
 
-    def engine_active() -> bool:
-        return boundary._active is not None
-
     def sleep(seconds: float) -> None:
-        if engine_active():
+        if boundary.active():
             CLOCK.advance(seconds)
         else:
             time.sleep(seconds)
 
     def jitter() -> float:
-        return 0.5 if engine_active() else random.random()
+        return 0.5 if boundary.active() else random.random()
 
     init = standard.ExponentialBackoff.__init__
 
@@ -263,8 +260,7 @@ def _placeholder_signatures() -> None:
             return
 
         def add_auth(self: Any, request: Any) -> None:
-            if (boundary._active is not None and type(self) is cls
-                    and self.credentials is not None):
+            if boundary.active() and type(self) is cls and self.credentials is not None:
                 write(self, request)
             else:
                 original(self, request)
