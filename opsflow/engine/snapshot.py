@@ -592,15 +592,22 @@ def _note(text: str) -> None:
 
 
 def store(build: tuple[Any, ...], snapshot: Snapshot, clock: VirtualClock) -> bool:
-    """Keep ``snapshot`` on disk for new processes (:func:`stored`); whether it was written. The
-    oldest entries beyond :data:`DISK_LIMIT` are deleted."""
+    """Keep ``snapshot`` on disk for new processes (:func:`stored`); whether it is there. An
+    entry already there for this build of this code is the same build and is only marked used
+    (a process that has called :func:`forget` builds again without reading it); the oldest
+    entries beyond :data:`DISK_LIMIT` are deleted."""
     from opsflow.engine import cache
 
+    path = disk_path(build)
+    if path.exists():
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        _note(f"{path.name} already on disk")
+        return True
     data = dump(snapshot, clock)
     if data is None:
         _note("not written: it keeps an object a new process cannot find")
         return False
-    path = disk_path(build)
     cache.put(path, data)
     _note(f"{path.name} written")
     try:

@@ -640,12 +640,17 @@ def test_a_damaged_snapshot_on_disk_is_deleted_and_the_engine_builds(
 
 
 def test_forgetting_snapshots_ignores_those_on_disk(disk: Path) -> None:
+    """A process that forgets builds again without reading the entry on disk, and leaves that
+    entry (the same build of the same code) as it was instead of writing it again."""
     with LocalEngine(scenarios=["region-failover"]):
         pass
-    assert list(disk.glob("*.pickle"))
+    (entry,) = disk.glob("*.pickle")
+    written = entry.read_bytes()
     snapshot.forget()
     with LocalEngine(scenarios=["region-failover"]) as engine:
         assert not engine.restored
+    assert snapshot.disk_note == f"{entry.name} already on disk"
+    assert entry.read_bytes() == written
 
 
 def test_snapshots_on_disk_are_bounded(disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
