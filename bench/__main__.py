@@ -282,6 +282,14 @@ def bench_cli() -> None:
             del os.environ["OPSFLOW_WORKER_SOCKET"]
 
 
+def _timed_run(engine: Any, scenario: str, event: dict[str, Any]) -> tuple[float, str, int]:
+    """Seconds of one execution, how it ended, and the AWS calls it made."""
+    start = time.perf_counter()
+    execution = engine.run(scenario, event)
+    took = time.perf_counter() - start
+    return took, execution.outcome or execution.error or "", len(execution.calls)
+
+
 def _abuse_at_scale(count: int) -> tuple[float, str, int]:
     from opsflow.engine.runner import LocalEngine
 
@@ -301,10 +309,7 @@ def _abuse_at_scale(count: int) -> tuple[float, str, int]:
             ids += [instance["InstanceId"] for instance in reservation["Instances"]]
         event["detail"]["affectedEntities"] = [
             {"entityValue": instance_id, "status": "IMPAIRED"} for instance_id in ids]
-        start = time.perf_counter()
-        execution = engine.run("health-abuse", event)
-        took = time.perf_counter() - start
-        return took, execution.outcome or execution.error or "", len(execution.calls)
+        return _timed_run(engine, "health-abuse", event)
 
 
 def _census_at_scale(count: int) -> tuple[float, str, int]:
@@ -320,10 +325,7 @@ def _census_at_scale(count: int) -> tuple[float, str, int]:
             region = regions[index % len(regions)]
             ec2_backends[ACCOUNT][region].create_volume(
                 size=8, zone_name=f"{region}a", volume_type="gp3")
-        start = time.perf_counter()
-        execution = engine.run("ebs-quota-forecast", event)
-        took = time.perf_counter() - start
-        return took, execution.outcome or execution.error or "", len(execution.calls)
+        return _timed_run(engine, "ebs-quota-forecast", event)
 
 
 SCALE_GOALS = {("instance", 1000): 10.0, ("volume", 10_000): 5.0}
